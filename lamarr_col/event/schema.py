@@ -1,0 +1,119 @@
+"""The event data model: every collection, field, dtype and unit, declared once.
+
+Units follow the LHCb (Gauss) convention: MeV for energy, momentum and mass, mm for lengths,
+ns for times, units of the positron charge for charges. ``docs/event_model.md`` is generated
+from this module (``python -m lamarr_col.event.schema``) and a test keeps the two in step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Final
+
+import numpy as np
+
+__all__ = [
+    "COLLECTIONS",
+    "EVENT_FIELDS",
+    "MCPARTICLE_FIELDS",
+    "SCHEMA_VERSION",
+    "STATUS_DECAYED",
+    "STATUS_FINAL",
+    "Field",
+    "markdown",
+]
+
+SCHEMA_VERSION: Final = 1
+
+#: HepMC status of a particle that reached the end of the generator step undecayed.
+STATUS_FINAL: Final = 1
+#: HepMC status of a particle the generator decayed (its daughters are in the record).
+STATUS_DECAYED: Final = 2
+
+
+@dataclass(frozen=True)
+class Field:
+    """One column of the event model."""
+
+    dtype: str
+    unit: str
+    doc: str
+
+    @property
+    def numpy_dtype(self) -> np.dtype:
+        return np.dtype(self.dtype)
+
+
+EVENT_FIELDS: Final = MappingProxyType(
+    {
+        "run": Field("uint32", "", "run number given by the user (default 0)"),
+        "event": Field("uint64", "", "event number; keys the event's random streams"),
+        "n_collisions": Field("int32", "", "number of pp collisions in the bunch crossing"),
+    }
+)
+
+MCPARTICLE_FIELDS: Final = MappingProxyType(
+    {
+        "pid": Field("int32", "", "PDG Monte Carlo particle id"),
+        "charge": Field("float32", "e", "electric charge, from the PDG table"),
+        "mass": Field("float64", "MeV", "generated (possibly off-shell) mass"),
+        "px": Field("float64", "MeV", "momentum x component"),
+        "py": Field("float64", "MeV", "momentum y component"),
+        "pz": Field("float64", "MeV", "momentum z component"),
+        "e": Field("float64", "MeV", "energy"),
+        "vx": Field("float64", "mm", "origin vertex x"),
+        "vy": Field("float64", "mm", "origin vertex y"),
+        "vz": Field("float64", "mm", "origin vertex z"),
+        "vt": Field("float64", "ns", "origin vertex time"),
+        "end_vx": Field("float64", "mm", "end (decay) vertex x; NaN when the particle has none"),
+        "end_vy": Field("float64", "mm", "end (decay) vertex y; NaN when the particle has none"),
+        "end_vz": Field("float64", "mm", "end (decay) vertex z; NaN when the particle has none"),
+        "end_vt": Field("float64", "ns", "end (decay) vertex time; NaN when the particle has none"),
+        "mother": Field("int32", "", "index of the mother in the event's mcparticles, -1 for none"),
+        "status": Field("int32", "", "1 = final state of the generator, 2 = decayed by it"),
+        "collision": Field("int32", "", "index of the pp collision inside the crossing"),
+    }
+)
+
+#: Jagged collections of an event and their fields.
+COLLECTIONS: Final = MappingProxyType({"mcparticles": MCPARTICLE_FIELDS})
+
+
+def markdown() -> str:
+    """The event model as a markdown document (the source of ``docs/event_model.md``)."""
+    lines = [
+        "# Event model",
+        "",
+        f"Schema version {SCHEMA_VERSION}. Generated from `lamarr_col/event/schema.py` by",
+        "`python -m lamarr_col.event.schema > docs/event_model.md`; do not edit by hand.",
+        "",
+        "Units: MeV (energy, momentum, mass), mm (length), ns (time), e (charge).",
+        "A batch is an `ak.Array` with one record per bunch crossing. Event-level fields are",
+        "scalars; each collection is a variable-length list of records.",
+        "",
+        "In ROOT files (tree `events`) an event-level field is a branch of the same name; a",
+        "collection field becomes the branch `<collection>_<field>`, with the counter branch",
+        "`n<collection>` holding the list length. Parquet and RNTuple files keep the nested",
+        "structure as it is in memory.",
+        "",
+        "## Event level",
+        "",
+        "| field | dtype | unit | meaning |",
+        "|---|---|---|---|",
+    ]
+    lines += [f"| `{n}` | {f.dtype} | {f.unit} | {f.doc} |" for n, f in EVENT_FIELDS.items()]
+    for cname, fields in COLLECTIONS.items():
+        lines += [
+            "",
+            f"## `{cname}`",
+            "",
+            "| field | dtype | unit | meaning |",
+            "|---|---|---|---|",
+        ]
+        lines += [f"| `{n}` | {f.dtype} | {f.unit} | {f.doc} |" for n, f in fields.items()]
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    print(markdown(), end="")  # noqa: T201

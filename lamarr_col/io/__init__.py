@@ -1,0 +1,1 @@
+"""Reading and writing events: ROOT (TTree, RNTuple) through uproot, Parquet through awkward."""
