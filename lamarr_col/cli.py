@@ -1,0 +1,309 @@
+"""The ``lamarr-col`` command line.
+
+User mistakes (bad options, missing or corrupt input) end in one line on stderr and exit code 2;
+an interrupted run exits with 130. Both keep the events written so far (see
+:mod:`lamarr_col.io.writers`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+from lamarr_col.errors import ConfigError, LamarrError
+
+__all__ = ["main"]
+
+_PROG = "lamarr-col"
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse whose errors are one line (no usage dump)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        msg = f"expected an integer, got {text!r}"
+        raise argparse.ArgumentTypeError(msg) from None
+    if value < 1:
+        msg = f"must be at least 1, got {value}"
+        raise argparse.ArgumentTypeError(msg)
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        msg = f"expected an integer, got {text!r}"
+        raise argparse.ArgumentTypeError(msg) from None
+    if value < 0:
+        msg = f"must be at least 0, got {value}"
+        raise argparse.ArgumentTypeError(msg)
+    return value
+
+
+def _key_values(text: str) -> dict[str, float]:
+    out = {}
+    for item in filter(None, text.split(",")):
+        key, sep, value = item.partition("=")
+        if not sep:
+            msg = f"expected KEY=VALUE pairs separated by commas, got {item!r}"
+            raise argparse.ArgumentTypeError(msg)
+        try:
+            out[key.strip()] = float(value)
+        except ValueError:
+            msg = f"{key.strip()}: expected a number, got {value!r}"
+            raise argparse.ArgumentTypeError(msg) from None
+    return out
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    from lamarr_col import __version__
+
+    parser = _Parser(
+        prog=_PROG,
+        description="Columnar flash simulation of an LHCb-like detector.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    gen = sub.add_parser(
+        "generate",
+        help="generate or read events and write them in the event model",
+        description=(
+            "Generate events (particle gun, Pythia8) or read them (HepMC2/3, ROOT, Parquet) "
+            "and write them in the lamarr_col event model. Units: MeV, mm, ns."
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    gen.add_argument(
+        "--source",
+        default="pythia",
+        help="'gun', 'pythia', or the path of a HepMC2/HepMC3, ROOT or Parquet file",
+    )
+    gen.add_argument(
+        "-n",
+        "--events",
+        type=_positive_int,
+        default=None,
+        help="number of events (generators: default 1000; files: default all)",
+    )
+    gen.add_argument("--seed", type=_non_negative_int, default=0, help="run seed")
+    gen.add_argument("--run", type=_non_negative_int, default=0, help="run number")
+    gen.add_argument(
+        "--first-event",
+        type=_non_negative_int,
+        default=0,
+        help="number of the first event (files: events to skip)",
+    )
+    gen.add_argument("-b", "--batch-size", type=_positive_int, default=1000, help="events per batch")
+    gen.add_argument("-o", "--output", required=True, help="output file")
+    gen.add_argument(
+        "--format",
+        choices=("root", "rntuple", "parquet"),
+        default=None,
+        help="output format (default: from the suffix, .parquet → parquet, else ROOT TTree)",
+    )
+    gen.add_argument("--compression", default="zstd", help="zstd, zlib, lz4 or none")
+    gen.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    lumi = gen.add_argument_group("luminous region (generators)")
+    lumi.add_argument(
+        "--luminous-region",
+        type=_key_values,
+        default={},
+        metavar="KEY=VALUE,...",
+        help="override x, y, z, t, sigma_x, sigma_y, sigma_z, sigma_t (mm, ns)",
+    )
+
+    py = gen.add_argument_group("Pythia8 (--source pythia)")
+    py.add_argument("--preset", default="minbias", help="minbias, bbbar or ccbar")
+    py.add_argument("--sqrt-s", type=float, default=13.6, help="centre-of-mass energy in TeV")
+    py.add_argument(
+        "--pileup", type=float, default=None, help="mean pp collisions per crossing ν (Run 3: 7.6)"
+    )
+    py.add_argument(
+        "--fixed-pileup", action="store_true", help="exactly --pileup collisions in every crossing"
+    )
+    py.add_argument(
+        "--pythia-setting",
+        action="append",
+        default=[],
+        metavar="LINE",
+        help="Pythia setting line for the signal generator, e.g. '511:onMode = off' (repeatable)",
+    )
+    py.add_argument(
+        "--pythia-cmnd", type=Path, default=None, help="file of Pythia setting lines (signal)"
+    )
+    py.add_argument(
+        "--pileup-setting",
+        action="append",
+        default=[],
+        metavar="LINE",
+        help="Pythia setting line for the pile-up generator of signal presets (repeatable)",
+    )
+
+    gun = gen.add_argument_group("particle gun (--source gun)")
+    gun.add_argument("--species", default="pi+", help="species with weights, e.g. 'pi+:0.6,K+:0.4'")
+    gun.add_argument("--p", default=None, help="momentum distribution (MeV), e.g. 'flat:2000:100000'")
+    gun.add_argument("--pt", default=None, help="pT distribution (MeV), e.g. 'exp:1500'")
+    gun.add_argument("--eta", default="flat:2:5", help="pseudorapidity distribution")
+    gun.add_argument("--phi", default=None, help="azimuth distribution (rad), default flat 0–2π")
+    gun.add_argument("--multiplicity", default="1", help="particles per event: 'N' or 'poisson:MEAN'")
+    gun.add_argument(
+        "--decay",
+        default=None,
+        help="decay of the gun particle, e.g. 'Lambda_b0 -> (Lambda_c+ -> p+ K- pi+) mu- anti-nu_mu'",
+    )
+
+    files = gen.add_argument_group("input files")
+    files.add_argument(
+        "--column-map", type=Path, default=None, help="TOML column map for foreign ROOT/Parquet ntuples"
+    )
+    files.add_argument(
+        "--hepmc-grouping",
+        default="auto",
+        help="how HepMC GenEvents form bunch crossings (see docs/sources.md)",
+    )
+    return parser
+
+
+def _luminous_region(values: dict[str, float]) -> Any:
+    from dataclasses import fields
+
+    from lamarr_col.sources.beam import LuminousRegion
+
+    allowed = [f.name for f in fields(LuminousRegion)]
+    unknown = sorted(set(values) - set(allowed))
+    if unknown:
+        msg = f"--luminous-region: unknown key(s) {unknown}; allowed: {', '.join(allowed)}"
+        raise ConfigError(msg)
+    try:
+        return LuminousRegion(**values)
+    except ValueError as err:
+        raise ConfigError(f"--luminous-region: {err}") from None
+
+
+def _source_options(args: argparse.Namespace) -> dict[str, Any]:
+    if args.source == "pythia":
+        from lamarr_col.sources.beam import RUN3_PILEUP, PileUp
+
+        settings = list(args.pythia_setting)
+        if args.pythia_cmnd is not None:
+            try:
+                text = args.pythia_cmnd.read_text(encoding="utf-8")
+            except OSError as err:
+                raise ConfigError(f"--pythia-cmnd: cannot read {args.pythia_cmnd}: {err.strerror}") from None
+            lines = (line.split("!")[0].strip() for line in text.splitlines())
+            settings = [line for line in lines if line] + settings
+        nu = RUN3_PILEUP if args.pileup is None else args.pileup
+        try:
+            pileup = PileUp(nu=nu, fixed=args.fixed_pileup)
+        except ValueError as err:
+            raise ConfigError(f"--pileup: {err}") from None
+        return {
+            "preset": args.preset,
+            "energy": args.sqrt_s * 1e6,
+            "pileup": pileup,
+            "settings": settings,
+            "pileup_settings": list(args.pileup_setting),
+            "luminous_region": _luminous_region(args.luminous_region),
+        }
+    if args.source == "gun":
+        import math
+
+        return {
+            "species": args.species,
+            "p": args.p,
+            "pt": args.pt,
+            "eta": args.eta,
+            "phi": args.phi if args.phi is not None else f"flat:0:{2 * math.pi!r}",
+            "multiplicity": args.multiplicity,
+            "decay": args.decay,
+            "luminous_region": _luminous_region(args.luminous_region),
+        }
+    from lamarr_col.sources.open import file_kind
+
+    if file_kind(Path(args.source)) == "hepmc":
+        return {"group_by": args.hepmc_grouping}
+    if args.column_map is not None:
+        from lamarr_col.sources.ntuple import ColumnMap
+
+        return {"columns": ColumnMap.from_toml(args.column_map)}
+    return {}
+
+
+def _generate(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from lamarr_col.job import generate
+    from lamarr_col.sources.open import GENERATORS, open_source
+
+    n_events = args.events
+    if n_events is None and args.source in GENERATORS:
+        n_events = 1000
+    source = open_source(args.source, **_source_options(args))
+    settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
+    with tqdm(
+        total=n_events,
+        unit="ev",
+        disable=args.no_progress or None,
+        desc="generate",
+        file=sys.stderr,
+    ) as bar:
+        summary = generate(
+            source,
+            args.output,
+            n_events=n_events,
+            batch_size=args.batch_size,
+            seed=args.seed,
+            run=args.run,
+            first_event=args.first_event,
+            format=args.format,
+            compression=args.compression,
+            settings=settings,
+            progress=bar.update,
+        )
+    rate = summary.events_per_s
+    print(
+        f"wrote {summary.events} events ({summary.particles} particles) to {summary.output} "
+        f"in {summary.wall_time_s:.1f} s ({rate:.1f} events/s)"
+    )
+    if summary.unknown_pids_dropped:
+        dropped = json.dumps(summary.unknown_pids_dropped)
+        print(f"dropped particles with unknown PDG ids (id: count): {dropped}")
+    if summary.events == 0:
+        print("warning: the input held no events", file=sys.stderr)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``lamarr-col``; returns the exit code."""
+    parser = _build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "generate":
+            return _generate(args)
+    except LamarrError as err:
+        notes = " ".join(getattr(err, "__notes__", []))
+        print(f"{_PROG}: error: {err}{'; ' + notes if notes else ''}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt as err:
+        notes = " ".join(getattr(err, "__notes__", []))
+        print(f"{_PROG}: interrupted; {notes}", file=sys.stderr)
+        return 130
+    parser.error(f"unknown command {args.command!r}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,230 @@
+"""Writing batches of events: ROOT TTree (default) or RNTuple through uproot, Parquet via Arrow.
+
+Every writer streams: a batch is written when it arrives, so memory does not grow with the
+number of events. Output goes to ``<name>.partial`` first and is renamed to ``<name>`` only
+when the writer is closed after a complete run, so a file under the requested name is always
+complete, and an older file of that name survives a failed run. When a run stops early (bad
+input, Ctrl-C), the writer is closed properly and the events written so far stay readable in
+``<name>.partial``.
+
+Run metadata (package version, seed, source and its settings, and the final run summary) is
+stored as JSON: in ROOT files as the TObjString ``metadata``, in Parquet files as the footer
+key ``lamarr_col``.
+"""
+
+from __future__ import annotations
+
+import abc
+import json
+import os
+from pathlib import Path
+from types import TracebackType
+from typing import Any, ClassVar, Self
+
+import awkward as ak
+import numpy as np
+
+from lamarr_col.errors import ConfigError
+from lamarr_col.event.schema import COLLECTIONS, EVENT_FIELDS
+
+__all__ = ["FORMATS", "EventWriter", "open_writer", "partial_path"]
+
+TREE_NAME = "events"
+METADATA_KEY = "metadata"
+PARQUET_METADATA_KEY = "lamarr_col"
+
+
+def partial_path(path: Path) -> Path:
+    """Where a run writes before the output is complete."""
+    return path.with_name(path.name + ".partial")
+
+
+class EventWriter(abc.ABC):
+    """Context manager writing batches to one file; see the module docstring for the rules."""
+
+    format: ClassVar[str]
+
+    def __init__(self, path: str | os.PathLike[str], metadata: dict[str, Any]) -> None:
+        self.path = Path(path)
+        if self.path.is_dir():
+            msg = f"output {self.path} is a directory"
+            raise ConfigError(msg)
+        if not self.path.parent.exists():
+            msg = f"output directory {self.path.parent} does not exist"
+            raise ConfigError(msg)
+        self.partial = partial_path(self.path)
+        self.metadata = dict(metadata)
+        self.events_written = 0
+        self._closed = False
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close(complete=exc_type is None)
+
+    def write(self, batch: ak.Array) -> None:
+        if len(batch) == 0:
+            return
+        self._write(batch)
+        self.events_written += len(batch)
+
+    def close(self, *, complete: bool = True, summary: dict[str, Any] | None = None) -> Path:
+        """Finish the file; rename it to its final name when ``complete``. Returns its path."""
+        if self._closed:
+            return self.path if complete else self.partial
+        self._closed = True
+        meta = dict(self.metadata)
+        meta["complete"] = complete
+        meta["events_written"] = self.events_written
+        if summary is not None:
+            meta["summary"] = summary
+        self._finish(json.dumps(meta, sort_keys=True, default=_json_default))
+        if complete:
+            os.replace(self.partial, self.path)
+            return self.path
+        return self.partial
+
+    @abc.abstractmethod
+    def _write(self, batch: ak.Array) -> None: ...
+
+    @abc.abstractmethod
+    def _finish(self, metadata_json: str) -> None: ...
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, Path):
+        return str(obj)
+    msg = f"not JSON serialisable: {type(obj).__name__}"
+    raise TypeError(msg)
+
+
+def _compression(name: str) -> Any:
+    import uproot
+
+    table = {"zstd": uproot.ZSTD(1), "zlib": uproot.ZLIB(1), "lz4": uproot.LZ4(1), "none": None}
+    if name not in table:
+        msg = f"unknown compression {name!r}; choose one of {', '.join(table)}"
+        raise ConfigError(msg)
+    return table[name]
+
+
+class TTreeWriter(EventWriter):
+    """ROOT TTree ``events``: ``<field>`` and ``<collection>_<field>`` branches, ``n<collection>``."""
+
+    format = "root"
+
+    def __init__(
+        self, path: str | os.PathLike[str], metadata: dict[str, Any], compression: str = "zstd"
+    ) -> None:
+        import uproot
+
+        super().__init__(path, metadata)
+        self._file = uproot.recreate(self.partial, compression=_compression(compression))
+        from lamarr_col.event.build import empty_batch
+
+        template = empty_batch()
+        branch_types: dict[str, Any] = {n: f.dtype for n, f in EVENT_FIELDS.items()}
+        for cname in COLLECTIONS:
+            branch_types[cname] = template[cname].type.content
+        self._tree = self._file.mktree(TREE_NAME, branch_types, title="lamarr_col events")
+
+    def _write(self, batch: ak.Array) -> None:
+        data = {name: batch[name] for name in EVENT_FIELDS}
+        for cname, fields in COLLECTIONS.items():
+            data[cname] = ak.zip({f: batch[cname][f] for f in fields})
+        self._tree.extend(data)
+
+    def _finish(self, metadata_json: str) -> None:
+        self._file[METADATA_KEY] = metadata_json
+        self._file.close()
+
+
+class RNTupleWriter(EventWriter):
+    """ROOT RNTuple ``events`` keeping the nested structure."""
+
+    format = "rntuple"
+
+    def __init__(
+        self, path: str | os.PathLike[str], metadata: dict[str, Any], compression: str = "zstd"
+    ) -> None:
+        import uproot
+
+        super().__init__(path, metadata)
+        self._file = uproot.recreate(self.partial, compression=_compression(compression))
+        self._ntuple: Any = None
+
+    def _write(self, batch: ak.Array) -> None:
+        if self._ntuple is None:
+            self._ntuple = self._file.mkrntuple(TREE_NAME, batch.layout.form)
+        self._ntuple.extend(batch)
+
+    def _finish(self, metadata_json: str) -> None:
+        self._file[METADATA_KEY] = metadata_json
+        self._file.close()
+
+
+class ParquetWriter(EventWriter):
+    """Parquet file, one row group per batch, nested structure kept."""
+
+    format = "parquet"
+
+    def __init__(
+        self, path: str | os.PathLike[str], metadata: dict[str, Any], compression: str = "zstd"
+    ) -> None:
+        super().__init__(path, metadata)
+        if compression not in ("zstd", "lz4", "none", "snappy", "gzip"):
+            msg = f"unknown Parquet compression {compression!r}; choose zstd, lz4, snappy, gzip, none"
+            raise ConfigError(msg)
+        self._compression = compression
+        self._writer: Any = None
+
+    def _write(self, batch: ak.Array) -> None:
+        import pyarrow.parquet as pq
+
+        table = ak.to_arrow_table(batch, extensionarray=False)
+        if self._writer is None:
+            self._writer = pq.ParquetWriter(self.partial, table.schema, compression=self._compression)
+        self._writer.write_table(table)
+
+    def _finish(self, metadata_json: str) -> None:
+        import pyarrow.parquet as pq
+
+        from lamarr_col.event.build import empty_batch
+
+        if self._writer is None:  # no events: still a valid file with the schema
+            table = ak.to_arrow_table(empty_batch(), extensionarray=False)
+            self._writer = pq.ParquetWriter(self.partial, table.schema, compression=self._compression)
+            self._writer.write_table(table)
+        self._writer.add_key_value_metadata({PARQUET_METADATA_KEY: metadata_json})
+        self._writer.close()
+
+
+FORMATS: dict[str, type[EventWriter]] = {
+    "root": TTreeWriter,
+    "rntuple": RNTupleWriter,
+    "parquet": ParquetWriter,
+}
+
+
+def open_writer(
+    path: str | os.PathLike[str],
+    metadata: dict[str, Any],
+    *,
+    format: str | None = None,  # noqa: A002
+    compression: str = "zstd",
+) -> EventWriter:
+    """A writer for ``path``; the format defaults from the suffix (``.parquet`` → Parquet)."""
+    if format is None:
+        format = "parquet" if Path(path).suffix in (".parquet", ".pq") else "root"  # noqa: A001
+    if format not in FORMATS:
+        msg = f"unknown output format {format!r}; choose one of {', '.join(FORMATS)}"
+        raise ConfigError(msg)
+    return FORMATS[format](path, metadata, compression=compression)
