@@ -39,7 +39,7 @@ def slow(session: nox.Session) -> None:
 @nox.session
 def bench(session: nox.Session) -> None:
     """The benchmark harness: writes JSON and PNG under benchmarks/results/."""
-    session.install("-e", ".", "matplotlib")
+    session.install("-e", ".[bench]")
     session.run("python", "-m", "benchmarks", *session.posargs)
 
 
@@ -60,8 +60,11 @@ def build(session: nox.Session) -> None:
 def check_wheel(names: set[str]) -> None:
     """Every package directory and data file of the tree must be in the wheel, nothing else."""
     expected = set()
-    mapping = {"lamarr_col": ROOT / "lamarr_col", "lamarr_col/kernels": ROOT / "kernels",
-               "lamarr_col/weights": ROOT / "weights"}
+    mapping = {
+        "lamarr_col": ROOT / "lamarr_col",
+        "lamarr_col/kernels": ROOT / "kernels",
+        "lamarr_col/weights": ROOT / "weights",
+    }
     for prefix, folder in mapping.items():
         for path in folder.rglob("*"):
             if "__pycache__" in path.parts or path.is_dir():
@@ -74,4 +77,6 @@ def check_wheel(names: set[str]) -> None:
         raise SystemExit(f"wheel is missing: {missing}")
     top = {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")}
     if top != {"lamarr_col"}:
-        raise SystemExit(f"wheel installs unexpected top-level names: {sorted(top - {'lamarr_col'})}")
+        raise SystemExit(
+            f"wheel installs unexpected top-level names: {sorted(top - {'lamarr_col'})}"
+        )

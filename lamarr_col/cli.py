@@ -106,7 +106,9 @@ def _build_parser() -> argparse.ArgumentParser:
         default=0,
         help="number of the first event (files: events to skip)",
     )
-    gen.add_argument("-b", "--batch-size", type=_positive_int, default=1000, help="events per batch")
+    gen.add_argument(
+        "-b", "--batch-size", type=_positive_int, default=1000, help="events per batch"
+    )
     gen.add_argument("-o", "--output", required=True, help="output file")
     gen.add_argument(
         "--format",
@@ -155,11 +157,15 @@ def _build_parser() -> argparse.ArgumentParser:
 
     gun = gen.add_argument_group("particle gun (--source gun)")
     gun.add_argument("--species", default="pi+", help="species with weights, e.g. 'pi+:0.6,K+:0.4'")
-    gun.add_argument("--p", default=None, help="momentum distribution (MeV), e.g. 'flat:2000:100000'")
+    gun.add_argument(
+        "--p", default=None, help="momentum distribution (MeV), e.g. 'flat:2000:100000'"
+    )
     gun.add_argument("--pt", default=None, help="pT distribution (MeV), e.g. 'exp:1500'")
     gun.add_argument("--eta", default="flat:2:5", help="pseudorapidity distribution")
     gun.add_argument("--phi", default=None, help="azimuth distribution (rad), default flat 0–2π")
-    gun.add_argument("--multiplicity", default="1", help="particles per event: 'N' or 'poisson:MEAN'")
+    gun.add_argument(
+        "--multiplicity", default="1", help="particles per event: 'N' or 'poisson:MEAN'"
+    )
     gun.add_argument(
         "--decay",
         default=None,
@@ -168,7 +174,10 @@ def _build_parser() -> argparse.ArgumentParser:
 
     files = gen.add_argument_group("input files")
     files.add_argument(
-        "--column-map", type=Path, default=None, help="TOML column map for foreign ROOT/Parquet ntuples"
+        "--column-map",
+        type=Path,
+        default=None,
+        help="TOML column map for foreign ROOT/Parquet ntuples",
     )
     files.add_argument(
         "--hepmc-grouping",
@@ -203,7 +212,9 @@ def _source_options(args: argparse.Namespace) -> dict[str, Any]:
             try:
                 text = args.pythia_cmnd.read_text(encoding="utf-8")
             except OSError as err:
-                raise ConfigError(f"--pythia-cmnd: cannot read {args.pythia_cmnd}: {err.strerror}") from None
+                raise ConfigError(
+                    f"--pythia-cmnd: cannot read {args.pythia_cmnd}: {err.strerror}"
+                ) from None
             lines = (line.split("!")[0].strip() for line in text.splitlines())
             settings = [line for line in lines if line] + settings
         nu = RUN3_PILEUP if args.pileup is None else args.pileup
@@ -303,6 +314,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{_PROG}: interrupted; {notes}", file=sys.stderr)
         return 130
     parser.error(f"unknown command {args.command!r}")
+    return 2
 
 
 if __name__ == "__main__":

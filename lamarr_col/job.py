@@ -37,7 +37,9 @@ class RunSummary:
         return {**asdict(self), "events_per_s": self.events_per_s}
 
 
-def _metadata(source: Source, seed: int, run: int, first_event: int, settings: dict[str, Any]) -> dict[str, Any]:
+def _metadata(
+    source: Source, seed: int, run: int, first_event: int, settings: dict[str, Any]
+) -> dict[str, Any]:
     from lamarr_col import __version__
 
     return {
@@ -63,7 +65,7 @@ def generate(
     seed: int = 0,
     run: int = 0,
     first_event: int = 0,
-    format: str | None = None,  # noqa: A002
+    format: str | None = None,
     compression: str = "zstd",
     settings: dict[str, Any] | None = None,
     progress: Callable[[int], None] | None = None,
@@ -92,7 +94,9 @@ def generate(
         summary.wall_time_s = time.perf_counter() - start
         _fill(summary, source)
         path = writer.close(complete=False, summary=summary.as_dict())
-        err.add_note(f"{writer.events_written} event(s) written before the error are kept in {path}")
+        err.add_note(
+            f"{writer.events_written} event(s) written before the error are kept in {path}"
+        )
         raise
     summary.wall_time_s = time.perf_counter() - start
     summary.complete = True

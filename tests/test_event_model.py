@@ -86,7 +86,9 @@ def test_vector_views_do_not_touch_global_behavior(batch_factory):
     np.testing.assert_allclose(
         ak.flatten(p4.pt).to_numpy(), np.hypot(ak.flatten(m.px), ak.flatten(m.py)).to_numpy()
     )
-    np.testing.assert_allclose(ak.flatten(p4.mass).to_numpy(), ak.flatten(m.mass).to_numpy(), atol=1e-3)
+    np.testing.assert_allclose(
+        ak.flatten(p4.mass).to_numpy(), ak.flatten(m.mass).to_numpy(), atol=1e-3
+    )
     assert ak.all(origins(batch.mcparticles).z == m.vz)
     assert dict(ak.behavior) == before
 
@@ -103,9 +105,17 @@ def _columns(n: int, **over):
 def test_nan_momentum_names_event_particle_and_field():
     px = np.zeros(5)
     px[3] = np.nan
-    with pytest.raises(BadEventError, match=r"event 11 in f\.hepmc: mcparticles\.px is nan for particle 1"):
-        make_batch(run=0, event=[10, 11], n_collisions=[1, 1], counts=[2, 3],
-                   particles=_columns(5, px=px), origin="f.hepmc")
+    with pytest.raises(
+        BadEventError, match=r"event 11 in f\.hepmc: mcparticles\.px is nan for particle 1"
+    ):
+        make_batch(
+            run=0,
+            event=[10, 11],
+            n_collisions=[1, 1],
+            counts=[2, 3],
+            particles=_columns(5, px=px),
+            origin="f.hepmc",
+        )
 
 
 def test_inf_end_vertex_rejected_nan_allowed():
@@ -113,12 +123,15 @@ def test_inf_end_vertex_rejected_nan_allowed():
     make_batch(run=0, event=[0], n_collisions=[1], counts=[2], particles=_columns(2, end_vz=end))
     end[1] = np.inf
     with pytest.raises(BadEventError, match="end_vz is inf"):
-        make_batch(run=0, event=[0], n_collisions=[1], counts=[2], particles=_columns(2, end_vz=end))
+        make_batch(
+            run=0, event=[0], n_collisions=[1], counts=[2], particles=_columns(2, end_vz=end)
+        )
 
 
 def test_events_without_particles_are_kept():
-    batch = make_batch(run=0, event=[0, 1, 2], n_collisions=[1, 1, 1], counts=[0, 2, 0],
-                       particles=_columns(2))
+    batch = make_batch(
+        run=0, event=[0, 1, 2], n_collisions=[1, 1, 1], counts=[0, 2, 0], particles=_columns(2)
+    )
     assert ak.num(batch.mcparticles).tolist() == [0, 2, 0]
 
 

@@ -13,7 +13,9 @@ from lamarr_col.job import generate, read_events
 from lamarr_col.sources.base import Source
 
 
-@pytest.mark.parametrize(("fmt", "name"), [("root", "o.root"), ("rntuple", "o.root"), ("parquet", "o.parquet")])
+@pytest.mark.parametrize(
+    ("fmt", "name"), [("root", "o.root"), ("rntuple", "o.root"), ("parquet", "o.parquet")]
+)
 def test_round_trip_all_formats(tmp_path, batch_factory, fmt, name):
     batches = [batch_factory(1, 4, 0), batch_factory(2, 3, 4), batch_factory(3, 0, 7)]
     path = tmp_path / name
@@ -33,8 +35,8 @@ def test_root_layout_and_metadata(tmp_path, batch_factory):
         writer.write(batch_factory(1))
     with uproot.open(path) as f:
         tree = f["events"]
-        assert "nmcparticles" in tree.keys()
-        assert "mcparticles_px" in tree.keys()
+        assert "nmcparticles" in tree.keys()  # noqa: SIM118
+        assert "mcparticles_px" in tree.keys()  # noqa: SIM118
         assert tree["run"].typename == "uint32_t"
         meta = json.loads(str(f["metadata"]))
     assert meta["seed"] == 5

@@ -96,7 +96,9 @@ def _build() -> PdgTable:
     rows = []
     for p in Particle.all():
         pid = int(p.pdgid)
-        mass = float(p.mass) if p.mass is not None else (0.0 if abs(pid) in (12, 14, 16) else np.nan)
+        mass = (
+            float(p.mass) if p.mass is not None else (0.0 if abs(pid) in (12, 14, 16) else np.nan)
+        )
         charge = float(p.charge) if p.charge is not None else np.nan
         if p.lifetime is not None:
             lifetime = float(p.lifetime)
@@ -106,13 +108,13 @@ def _build() -> PdgTable:
             lifetime = np.nan
         rows.append((pid, charge, mass, lifetime, p.name))
     rows.sort()
-    pid, charge, mass, lifetime, names = zip(*rows, strict=True)
+    columns = list(zip(*rows, strict=True))
     return PdgTable(
-        pid=np.array(pid, dtype=np.int64),
-        charge=np.array(charge, dtype=np.float32),
-        mass=np.array(mass, dtype=np.float64),
-        lifetime=np.array(lifetime, dtype=np.float64),
-        names=tuple(names),
+        pid=np.array(columns[0], dtype=np.int64),
+        charge=np.array(columns[1], dtype=np.float32),
+        mass=np.array(columns[2], dtype=np.float64),
+        lifetime=np.array(columns[3], dtype=np.float64),
+        names=tuple(columns[4]),
     )
 
 

@@ -44,7 +44,9 @@ class EventWriter(abc.ABC):
 
     format: ClassVar[str]
 
-    def __init__(self, path: str | os.PathLike[str], metadata: dict[str, Any]) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str], metadata: dict[str, Any], compression: str = "zstd"
+    ) -> None:
         self.path = Path(path)
         if self.path.is_dir():
             msg = f"output {self.path} is a directory"
@@ -53,6 +55,7 @@ class EventWriter(abc.ABC):
             msg = f"output directory {self.path.parent} does not exist"
             raise ConfigError(msg)
         self.partial = partial_path(self.path)
+        self.compression = compression
         self.metadata = dict(metadata)
         self.events_written = 0
         self._closed = False
@@ -86,7 +89,7 @@ class EventWriter(abc.ABC):
             meta["summary"] = summary
         self._finish(json.dumps(meta, sort_keys=True, default=_json_default))
         if complete:
-            os.replace(self.partial, self.path)
+            self.partial.replace(self.path)
             return self.path
         return self.partial
 
@@ -126,7 +129,7 @@ class TTreeWriter(EventWriter):
     ) -> None:
         import uproot
 
-        super().__init__(path, metadata)
+        super().__init__(path, metadata, compression)
         self._file = uproot.recreate(self.partial, compression=_compression(compression))
         from lamarr_col.event.build import empty_batch
 
@@ -157,7 +160,7 @@ class RNTupleWriter(EventWriter):
     ) -> None:
         import uproot
 
-        super().__init__(path, metadata)
+        super().__init__(path, metadata, compression)
         self._file = uproot.recreate(self.partial, compression=_compression(compression))
         self._ntuple: Any = None
 
@@ -179,9 +182,11 @@ class ParquetWriter(EventWriter):
     def __init__(
         self, path: str | os.PathLike[str], metadata: dict[str, Any], compression: str = "zstd"
     ) -> None:
-        super().__init__(path, metadata)
+        super().__init__(path, metadata, compression)
         if compression not in ("zstd", "lz4", "none", "snappy", "gzip"):
-            msg = f"unknown Parquet compression {compression!r}; choose zstd, lz4, snappy, gzip, none"
+            msg = (
+                f"unknown Parquet compression {compression!r}; choose zstd, lz4, snappy, gzip, none"
+            )
             raise ConfigError(msg)
         self._compression = compression
         self._writer: Any = None
@@ -191,7 +196,9 @@ class ParquetWriter(EventWriter):
 
         table = ak.to_arrow_table(batch, extensionarray=False)
         if self._writer is None:
-            self._writer = pq.ParquetWriter(self.partial, table.schema, compression=self._compression)
+            self._writer = pq.ParquetWriter(
+                self.partial, table.schema, compression=self._compression
+            )
         self._writer.write_table(table)
 
     def _finish(self, metadata_json: str) -> None:
@@ -201,7 +208,9 @@ class ParquetWriter(EventWriter):
 
         if self._writer is None:  # no events: still a valid file with the schema
             table = ak.to_arrow_table(empty_batch(), extensionarray=False)
-            self._writer = pq.ParquetWriter(self.partial, table.schema, compression=self._compression)
+            self._writer = pq.ParquetWriter(
+                self.partial, table.schema, compression=self._compression
+            )
             self._writer.write_table(table)
         self._writer.add_key_value_metadata({PARQUET_METADATA_KEY: metadata_json})
         self._writer.close()
@@ -218,12 +227,12 @@ def open_writer(
     path: str | os.PathLike[str],
     metadata: dict[str, Any],
     *,
-    format: str | None = None,  # noqa: A002
+    format: str | None = None,
     compression: str = "zstd",
 ) -> EventWriter:
     """A writer for ``path``; the format defaults from the suffix (``.parquet`` → Parquet)."""
     if format is None:
-        format = "parquet" if Path(path).suffix in (".parquet", ".pq") else "root"  # noqa: A001
+        format = "parquet" if Path(path).suffix in (".parquet", ".pq") else "root"
     if format not in FORMATS:
         msg = f"unknown output format {format!r}; choose one of {', '.join(FORMATS)}"
         raise ConfigError(msg)

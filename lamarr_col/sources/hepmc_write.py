@@ -44,7 +44,9 @@ class GenEventColumns:
             self.vertex = np.zeros((n, 4))
 
 
-def to_genevent(cols: GenEventColumns, momentum_unit: str = "GEV", length_unit: str = "MM"):  # type: ignore[no-untyped-def]
+def to_genevent(
+    cols: GenEventColumns, momentum_unit: str = "GEV", length_unit: str = "MM"
+) -> pyhepmc.GenEvent:
     """A ``pyhepmc.GenEvent`` holding ``cols`` (values taken as being in the given units)."""
     event = pyhepmc.GenEvent(_MOMENTUM_UNITS[momentum_unit], _LENGTH_UNITS[length_unit])
     p4 = np.asarray(cols.p4, dtype=np.float64)
@@ -72,7 +74,7 @@ def write_hepmc(
     path: str | Path,
     events: Iterable[GenEventColumns],
     *,
-    format: str = "HepMC3",  # noqa: A002 - pyhepmc's own name for it
+    format: str = "HepMC3",
     momentum_unit: str = "GEV",
     length_unit: str = "MM",
 ) -> Path:
@@ -90,9 +92,7 @@ _STABLE_MASS = np.array([139.57, 139.57, 493.68, 493.68, 938.27, 938.27, 0.0, 0.
 _STABLE_WEIGHT = np.array([0.3, 0.3, 0.06, 0.06, 0.03, 0.03, 0.2, 0.01, 0.01])
 
 
-def random_collision(
-    rng: np.random.Generator, number: int, n_hadrons: int = 80
-) -> GenEventColumns:
+def random_collision(rng: np.random.Generator, number: int, n_hadrons: int = 80) -> GenEventColumns:
     """A Gauss-like pp collision in MeV and mm (about ``1.3 * n_hadrons`` particles).
 
     Two beam protons (status 4) meet at a smeared primary vertex; a documentation parton

@@ -120,7 +120,11 @@ class ColumnMap:
             "tree": self.tree,
             "event": dict(self.event),
             "mcparticles": dict(self.particles),
-            "units": {"momentum": self.momentum_unit, "length": self.length_unit, "time": self.time_unit},
+            "units": {
+                "momentum": self.momentum_unit,
+                "length": self.length_unit,
+                "time": self.time_unit,
+            },
         }
 
 
@@ -161,7 +165,9 @@ class NtupleSource(Source):
         }
 
     # -- reading chunks -----------------------------------------------------------------
-    def _chunks(self, start: int, stop: int | None, step: int) -> Iterator[tuple[int, dict[str, ak.Array]]]:
+    def _chunks(
+        self, start: int, stop: int | None, step: int
+    ) -> Iterator[tuple[int, dict[str, ak.Array]]]:
         """(entry of the first event, {branch name: array}) per chunk of ``step`` events."""
         if self.file_format == "parquet":
             yield from self._parquet_chunks(start, stop, step)
@@ -223,7 +229,7 @@ class NtupleSource(Source):
         if not is_rntuple:
             return set(obj.keys())
         names: set[str] = set()
-        for field_name in obj.keys():
+        for field_name in obj.keys():  # noqa: SIM118  (uproot objects, not dicts)
             if "." in field_name:
                 continue
             sub = obj[field_name]

@@ -112,16 +112,19 @@ class PythiaSource(Source):
     def _lines(self, preset: str, extra: Sequence[str]) -> list[str]:
         return [*_COMMON, f"Beams:eCM = {self.energy / _GEV!r}", *PRESETS[preset], *extra]
 
-    def _generators(self) -> tuple[Any, Any]:
+    def _signal_generator(self) -> Any:
         if self._signal is None:
             what = "signal" if self.preset != "minbias" else "minimum-bias"
             self._signal = _make_pythia(self._lines(self.preset, self.settings), what)
-            if self.preset == "minbias":
-                self._minbias = self._signal
-            else:
-                lines = self._lines("minbias", self.pileup_settings)
-                self._minbias = _make_pythia(lines, "pile-up")
-        return self._signal, self._minbias
+        return self._signal
+
+    def _minbias_generator(self) -> Any:
+        if self.preset == "minbias":
+            return self._signal_generator()
+        if self._minbias is None:
+            lines = self._lines("minbias", self.pileup_settings)
+            self._minbias = _make_pythia(lines, "pile-up")
+        return self._minbias
 
     def metadata(self) -> dict[str, Any]:
         import pythia8mc
@@ -140,13 +143,14 @@ class PythiaSource(Source):
 
     def _collisions(self, keys: EventKeys, event: int, n: int) -> ak.Array:
         """The Pythia records of the ``n`` collisions of one crossing."""
-        signal, minbias = self._generators()
         parts = []
         if self.preset != "minbias":
+            signal = self._signal_generator()
             signal.rndm.init(keys.integer_seed("pythia", event, 0))
             parts.append(self._next(signal, 1, event))
             n -= 1
         if n > 0:
+            minbias = self._minbias_generator()
             minbias.rndm.init(keys.integer_seed("pythia", event, 1))
             parts.append(self._next(minbias, n, event))
         return parts[0] if len(parts) == 1 else ak.concatenate(parts)
@@ -175,7 +179,10 @@ class PythiaSource(Source):
             events = np.asarray(numbers, dtype=np.uint64)
             n_coll = self.pileup.sample(keys, events)
             records = ak.concatenate(
-                [self._collisions(keys, int(ev), int(n)) for ev, n in zip(events, n_coll, strict=True)]
+                [
+                    self._collisions(keys, int(ev), int(n))
+                    for ev, n in zip(events, n_coll, strict=True)
+                ]
             )
             counts, cols = self._columns(records, keys, events, n_coll)
             counts, cols, unknown = drop_unknown_pids(counts, cols)
@@ -268,4 +275,3 @@ class PythiaSource(Source):
             "collision": coll_in_event[coll],
         }
         return kept_per_event.astype(np.int64), cols
-

@@ -1,0 +1,1 @@
+"""The lamarr_col benchmark harness (``python -m benchmarks``); never part of the test run."""

@@ -1,0 +1,123 @@
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import awkward as ak
+import pytest
+import uproot
+
+from lamarr_col.cli import main
+from lamarr_col.io.writers import open_writer
+
+
+def _run(capsys, *argv):
+    code = main(list(argv))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_generate_pythia_writes_root_with_metadata(tmp_path, capsys):
+    out = tmp_path / "ev.root"
+    code, stdout, _ = _run(
+        capsys,
+        "generate",
+        "--events",
+        "3",
+        "--seed",
+        "4",
+        "--batch-size",
+        "2",
+        "--pileup",
+        "2",
+        "-o",
+        str(out),
+        "--no-progress",
+    )
+    assert code == 0
+    assert "wrote 3 events" in stdout
+    assert "events/s" in stdout
+    with uproot.open(out) as f:
+        assert f["events"].num_entries == 3
+        meta = json.loads(str(f["metadata"]))
+    assert meta["seed"] == 4
+    assert meta["source"]["preset"] == "minbias"
+    assert meta["source"]["pileup_nu"] == 2
+    assert meta["summary"]["events"] == 3
+    assert meta["version"]
+
+
+def test_generate_reads_its_own_output(tmp_path, capsys, batch_factory):
+    src = tmp_path / "in.root"
+    with open_writer(src, {}) as w:
+        w.write(batch_factory(3, 6))
+    dst = tmp_path / "out.parquet"
+    code, stdout, _ = _run(
+        capsys, "generate", "--source", str(src), "-o", str(dst), "--no-progress"
+    )
+    assert code == 0
+    assert ak.array_equal(ak.from_parquet(dst), batch_factory(3, 6), equal_nan=True)
+    assert "wrote 6 events" in stdout
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--events", "0"], "--events: must be at least 1, got 0"),
+        (["--events", "x"], "expected an integer"),
+        (["--batch-size", "-3"], "--batch-size: must be at least 1"),
+        (["--source", "nofile.hepmc"], "input file nofile.hepmc does not exist"),
+        (["--source", "gunn"], "a source is 'gun', 'pythia' or a file path"),
+        (["--preset", "higgs"], "unknown Pythia preset 'higgs'"),
+        (["--pileup", "-1"], "--pileup: pile-up nu must be in (0, 100]"),
+        (["--luminous-region", "sigma_q=3"], "unknown key(s) ['sigma_q']"),
+        (["--luminous-region", "sigma_z"], "expected KEY=VALUE"),
+        (["--format", "csv"], "invalid choice: 'csv'"),
+        (["--pythia-cmnd", "missing.cmnd"], "--pythia-cmnd: cannot read missing.cmnd"),
+    ],
+)
+def test_user_mistakes_are_one_line_and_exit_2(tmp_path, capsys, argv, message):
+    try:
+        code = main(["generate", "-o", str(tmp_path / "x.root"), "--no-progress", *argv])
+    except SystemExit as exc:  # argparse's own checks
+        code = exc.code
+    err = capsys.readouterr().err
+    assert code == 2
+    assert message in err
+    assert err.count("\n") == 1
+    assert not (tmp_path / "x.root").exists()
+
+
+def test_corrupt_input_keeps_written_events(tmp_path, capsys, batch_factory):
+    src = tmp_path / "in.root"
+    with open_writer(src, {}) as w:
+        w.write(batch_factory(1, 4))
+    # damage the file after its header: reading fails at the first basket
+    data = bytearray(src.read_bytes())
+    data[400:-2000] = b"\x00" * len(data[400:-2000])
+    src.write_bytes(bytes(data))
+    code, _, err = _run(
+        capsys, "generate", "--source", str(src), "-o", str(tmp_path / "o.root"), "--no-progress"
+    )
+    assert code == 2
+    assert str(src) in err
+    assert not (tmp_path / "o.root").exists()
+
+
+def test_help_and_version():
+    done = subprocess.run(
+        [sys.executable, "-m", "lamarr_col.cli", "generate", "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "--source" in done.stdout
+    assert "HepMC" in done.stdout
+    done = subprocess.run(
+        [sys.executable, "-m", "lamarr_col.cli", "--version"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert done.stdout.startswith("lamarr-col ")
