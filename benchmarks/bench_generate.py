@@ -74,10 +74,15 @@ def run(workdir: Path, quick: bool = False) -> dict[str, Any]:
         lambda: generate(pythia, workdir / "pythia_mem.root", n_events=n_py, batch_size=100)
     )
 
-    from lamarr_col.sources.hepmc_write import write_hepmc
+    import numpy as np
 
-    hepmc = workdir / "pythia.hepmc"
-    write_hepmc(hepmc, (workdir / "pythia.root"), version=2)
+    from lamarr_col.sources.hepmc_write import random_collision, write_hepmc
+
+    # Gauss-like file: crossings of 7 collisions numbered 1..7, in MeV and mm
+    rng = np.random.default_rng(1)
+    n_hepmc = 100 if quick else 1000
+    collisions = [random_collision(rng, k, 60) for _ in range(n_hepmc) for k in range(1, 8)]
+    hepmc = write_hepmc(workdir / "gauss.hepmc", collisions, format="HepMC2", momentum_unit="MEV")
     results["hepmc2"] = _rate(
         lambda: HepMCSource(hepmc), workdir / "from_hepmc.root", None, 100, repeats
     )

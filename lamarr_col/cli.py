@@ -107,7 +107,11 @@ def _build_parser() -> argparse.ArgumentParser:
         help="number of the first event (files: events to skip)",
     )
     gen.add_argument(
-        "-b", "--batch-size", type=_positive_int, default=1000, help="events per batch"
+        "-b",
+        "--batch-size",
+        type=_positive_int,
+        default=None,
+        help="events per batch (default: the source's, 200 for Pythia, 1000 otherwise)",
     )
     gen.add_argument("-o", "--output", required=True, help="output file")
     gen.add_argument(
@@ -181,8 +185,9 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     files.add_argument(
         "--hepmc-grouping",
+        choices=("auto", "gauss", "event_number", "none"),
         default="auto",
-        help="how HepMC GenEvents form bunch crossings (see docs/sources.md)",
+        help="how HepMC GenEvents (collisions) form bunch crossings (see docs/sources.md)",
     )
     return parser
 

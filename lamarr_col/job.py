@@ -61,7 +61,7 @@ def generate(
     output: str | os.PathLike[str],
     *,
     n_events: int | None,
-    batch_size: int = 1000,
+    batch_size: int | None = None,
     seed: int = 0,
     run: int = 0,
     first_event: int = 0,
@@ -71,6 +71,8 @@ def generate(
     progress: Callable[[int], None] | None = None,
 ) -> RunSummary:
     """Stream ``n_events`` from ``source`` into ``output`` (see :mod:`lamarr_col.io.writers`).
+
+    ``batch_size`` defaults to the source's ``default_batch_size``.
 
     On an exception the events written so far are kept in ``<output>.partial`` (a valid file)
     and the exception propagates with a note saying so.
@@ -84,9 +86,8 @@ def generate(
         compression=compression,
     )
     try:
-        for batch in source.batches(
-            n_events, batch_size, seed=seed, run=run, first_event=first_event
-        ):
+        size = batch_size or source.default_batch_size
+        for batch in source.batches(n_events, size, seed=seed, run=run, first_event=first_event):
             writer.write(batch)
             if progress is not None:
                 progress(len(batch))

@@ -217,7 +217,7 @@ def test_grouping(tmp_path, group_by, events, n_collisions):
 def test_gauss_numbering_is_checked(tmp_path, numbers):
     path = write_hepmc(tmp_path / "g.hepmc", [simple_collision(k) for k in numbers])
     with pytest.raises(InputError, match="group_by") as err:
-        read_all(path)
+        read_all(path, source={"group_by": "gauss"})
     assert str(path) in str(err.value)
 
 
@@ -235,6 +235,30 @@ def test_gauss_like_pileup_file(tmp_path):
     parents = batch.mcparticles[ak.where(has, mother, 0)]
     assert ak.all(parents.status[has] == 2)
     assert ak.all(parents.collision[has] == batch.mcparticles.collision[has])
+
+
+@pytest.mark.parametrize(
+    ("numbers", "unit", "expected"),
+    [
+        ([1, 2, 3, 1, 2, 1], "GEV", "gauss"),  # restarts at 1: Gauss pile-up
+        ([1, 2, 3, 4], "MEV", "gauss"),  # one Gauss crossing per file (Lamarr's inputs)
+        ([1, 2, 3, 4], "GEV", "none"),  # a generator's numbering
+        ([0, 1, 2, 3], "MEV", "none"),
+        ([5, 5, 6, 7, 7], "GEV", "event_number"),
+        ([10, 11, 13], "MEV", "none"),
+    ],
+)
+def test_auto_grouping(tmp_path, numbers, unit, expected):
+    path = write_hepmc(
+        tmp_path / "g.hepmc",
+        [simple_collision(k) for k in numbers],
+        momentum_unit=unit,
+        length_unit="MM",
+    )
+    source = HepMCSource(path)
+    assert source.group_by == expected
+    assert source.metadata()["group_by"] == expected
+    assert len(read_all(path)) > 0
 
 
 def test_unknown_group_by(tmp_path):
@@ -255,7 +279,7 @@ def test_misleading_extension(tmp_path, fmt, name):
         "kind": "hepmc",
         "path": str(path),
         "format": fmt,
-        "group_by": "gauss",
+        "group_by": "none",  # one GeV-unit collision: a generator's file, not Gauss
     }
     assert len(read_all(path)[0].mcparticles) == len(KEPT_ROWS)
 
@@ -313,7 +337,10 @@ def test_truncated_file(tmp_path, fmt):
         assert len(kept) < len(full)
         assert_same(kept, full[: len(kept)])
         if got:
-            assert f"last complete event is {len(kept) - 1}" in message
+            assert (
+                f"{len(kept)} complete event(s) were read, the last one numbered {len(kept) - 1}"
+                in message
+            )
 
 
 def test_corrupt_line(tmp_path):
@@ -327,7 +354,7 @@ def test_corrupt_line(tmp_path):
         got.extend(HepMCSource(path).batches(None, 1))
     # GenEvent #3 might have continued crossing 1, so only crossing 0 is known complete
     assert [b.event.to_list() for b in got] == [[0]]
-    assert "last complete event is 0" in str(err.value)
+    assert "1 complete event(s) were read, the last one numbered 0" in str(err.value)
 
 
 @pytest.mark.parametrize("fmt", FORMATS)

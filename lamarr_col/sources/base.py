@@ -44,6 +44,8 @@ class Source(abc.ABC):
     """
 
     kind: ClassVar[str]
+    #: Batch size used when the caller gives none (memory per batch stays around 100 MB).
+    default_batch_size: ClassVar[int] = 1000
 
     def __init__(self) -> None:
         self.stats = SourceStats()

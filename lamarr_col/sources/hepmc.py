@@ -25,6 +25,7 @@ stores vertex times as c·t in length units, converted to ns.
 
 from __future__ import annotations
 
+import contextlib
 from collections import Counter
 from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass
@@ -43,15 +44,25 @@ from lamarr_col.event.pdg import SPEED_OF_LIGHT
 from lamarr_col.event.schema import STATUS_DECAYED, STATUS_FINAL
 from lamarr_col.sources.base import Source
 
-__all__ = ["DECAYED_STATUSES", "FINAL_STATUSES", "GROUPINGS", "HepMCSource", "sniff_hepmc"]
+__all__ = [
+    "DECAYED_STATUSES",
+    "FINAL_STATUSES",
+    "GROUPINGS",
+    "HepMCSource",
+    "detect_grouping",
+    "sniff_hepmc",
+]
 
 #: HepMC status codes that become event-model status 1 (final state).
 FINAL_STATUSES: tuple[int, ...] = (1, 999)
 #: HepMC status codes that become event-model status 2 (decayed by a generator).
 DECAYED_STATUSES: tuple[int, ...] = (2, 777, 888, 889)
 
-GroupBy = Literal["gauss", "event_number", "none"]
-GROUPINGS: tuple[str, ...] = ("gauss", "event_number", "none")
+GroupBy = Literal["auto", "gauss", "event_number", "none"]
+GROUPINGS: tuple[str, ...] = ("auto", "gauss", "event_number", "none")
+
+#: GenEvent headers read by ``group_by="auto"`` to recognise the file's numbering.
+AUTO_SCAN_EVENTS = 2000
 
 #: More collisions than this in one Gauss crossing means the file numbers its GenEvents
 #: 1, 2, 3, ... for another reason (one collision each); PileUp allows at most nu = 100.
@@ -121,6 +132,39 @@ def sniff_hepmc(path: Path) -> _Sniffed:
     raise InputError(msg)
 
 
+def detect_grouping(path: Path, max_events: int = AUTO_SCAN_EVENTS) -> str:
+    """The grouping that fits the GenEvent numbers at the start of ``path`` (see HepMCSource).
+
+    Reads only the ``E`` (event header) and ``U`` (units) lines of the first ``max_events``
+    GenEvents, as text.
+    """
+    numbers: list[int] = []
+    mev = False
+    with path.open("rb") as f:
+        for line in f:
+            if line.startswith(b"E "):
+                fields = line.split(maxsplit=2)
+                try:
+                    numbers.append(int(fields[1]))
+                except (IndexError, ValueError):
+                    break  # a broken header: let the reader report it
+                if len(numbers) >= max_events:
+                    break
+            elif line.startswith(b"U ") and b"MEV" in line.upper():
+                mev = True
+    if not numbers:
+        return "none"
+    nums = np.asarray(numbers)
+    follows = (nums[1:] == 1) | (nums[1:] == nums[:-1] + 1)
+    if nums[0] == 1 and follows.all() and (nums[1:] == 1).any():
+        return "gauss"  # 1..k, 1..m, ...: Gauss's numbering of pile-up collisions
+    if (nums[1:] == nums[:-1]).any():
+        return "event_number"
+    if nums[0] == 1 and follows.all() and len(nums) <= 100 and mev:
+        return "gauss"  # one Gauss crossing per file, as Lamarr's own inputs are written
+    return "none"
+
+
 @dataclass(frozen=True)
 class _Collision:
     """The arrays of one GenEvent, in the file's units (kept together with their owner)."""
@@ -140,6 +184,21 @@ class _BrokenFile(Exception):
     """Reading stopped before the end of the listing (the reason is the message)."""
 
 
+@contextlib.contextmanager
+def _quiet_hepmc() -> Iterator[None]:
+    """Silence HepMC3's own error prints while it parses; our InputError says what failed.
+
+    HepMC3 keeps these switches process-wide, so they are restored right after each read.
+    """
+    setup = pyhepmc.Setup
+    saved = (setup.print_errors, setup.print_warnings, setup.debug_level)
+    setup.print_errors, setup.print_warnings, setup.debug_level = False, False, 0
+    try:
+        yield
+    finally:
+        setup.print_errors, setup.print_warnings, setup.debug_level = saved
+
+
 def _read_collisions(path: Path, sniffed: _Sniffed) -> Iterator[_Collision]:
     """Every GenEvent of the file, in order; :class:`_BrokenFile` where reading fails."""
     reader_type = (
@@ -153,7 +212,9 @@ def _read_collisions(path: Path, sniffed: _Sniffed) -> Iterator[_Collision]:
     try:
         while True:
             event = pyhepmc.GenEvent()
-            if not reader.read_event(event):
+            with _quiet_hepmc():
+                ok = reader.read_event(event)
+            if not ok:
                 after = f"after HepMC event {last_number}" if ordinal else "the first one"
                 msg = f"cannot parse GenEvent #{ordinal + 1} of the file ({after})"
                 raise _BrokenFile(msg)
@@ -222,6 +283,11 @@ class HepMCSource(Source):
     group_by
         How consecutive GenEvents (pp collisions) form one bunch crossing (one event):
 
+        - ``"auto"`` (default): chosen from the event numbers of the first 2000 GenEvents:
+          ``"gauss"`` when they run 1..k, 1..m, ... (at least one restart at 1), or when the
+          whole file is one run 1..n (n ≤ 100) in MeV units, as Gauss writes one crossing;
+          ``"event_number"`` when consecutive GenEvents share a number; ``"none"`` otherwise
+          (a generator's file of independent collisions). :meth:`metadata` records the choice.
         - ``"gauss"`` (default): Gauss's convention. Gauss numbers the collisions of a
           crossing 1, 2, ..., n, so a GenEvent numbered 1 opens a new crossing and the others
           must count up by one (anything else raises :class:`InputError`). The file holds no
@@ -243,14 +309,14 @@ class HepMCSource(Source):
 
     kind: ClassVar[str] = "hepmc"
 
-    def __init__(self, path: str | Path, *, group_by: GroupBy = "gauss") -> None:
+    def __init__(self, path: str | Path, *, group_by: GroupBy = "auto") -> None:
         super().__init__()
         if group_by not in GROUPINGS:
             msg = f"unknown HepMC grouping {group_by!r}; choose one of {', '.join(GROUPINGS)}"
             raise ConfigError(msg)
         self.path = Path(path)
-        self.group_by: str = group_by
         self._sniffed = sniff_hepmc(self.path)
+        self.group_by: str = detect_grouping(self.path) if group_by == "auto" else group_by
 
     @property
     def format(self) -> str:
@@ -340,7 +406,7 @@ class HepMCSource(Source):
                 previous = collision
         except _BrokenFile as err:
             done = (
-                f"the last complete event is {last_event} ({index} events before it are intact)"
+                f"{index} complete event(s) were read, the last one numbered {last_event}"
                 if last_event is not None
                 else "no complete event was read"
             )

@@ -51,6 +51,7 @@ PRESETS: dict[str, tuple[str, ...]] = {
 }
 
 _GEV = 1000.0  # Pythia works in GeV and mm (times in mm/c)
+_CHUNK = 32  # crossings converted at a time
 
 
 def _make_pythia(lines: Sequence[str], what: str) -> Any:
@@ -82,6 +83,7 @@ class PythiaSource(Source):
     """
 
     kind: ClassVar[str] = "pythia"
+    default_batch_size: ClassVar[int] = 200  # ~2000 kept particles per Run 3 crossing
 
     def __init__(
         self,
@@ -178,13 +180,7 @@ class PythiaSource(Source):
         for numbers in self._ranges(first_event, n_events, batch_size):
             events = np.asarray(numbers, dtype=np.uint64)
             n_coll = self.pileup.sample(keys, events)
-            records = ak.concatenate(
-                [
-                    self._collisions(keys, int(ev), int(n))
-                    for ev, n in zip(events, n_coll, strict=True)
-                ]
-            )
-            counts, cols = self._columns(records, keys, events, n_coll)
+            counts, cols = self._chunked_columns(keys, events, n_coll)
             counts, cols, unknown = drop_unknown_pids(counts, cols)
             batch = make_batch(
                 run=run,
@@ -196,6 +192,27 @@ class PythiaSource(Source):
             )
             self.stats.add_batch(batch, unknown)
             yield batch
+
+    def _chunked_columns(
+        self, keys: EventKeys, events: np.ndarray, n_coll: np.ndarray
+    ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """Generate and flatten a batch a few crossings at a time.
+
+        Pythia's records hold every parton and history line (several times the kept
+        particles, with many fields); converting them in small chunks bounds the memory by
+        the event-model columns of the batch.
+        """
+        counts, chunks = [], []
+        for lo in range(0, len(events), _CHUNK):
+            ev, nc = events[lo : lo + _CHUNK], n_coll[lo : lo + _CHUNK]
+            records = ak.concatenate(
+                [self._collisions(keys, int(e), int(n)) for e, n in zip(ev, nc, strict=True)]
+            )
+            c, cols = self._columns(records, keys, ev, nc)
+            counts.append(c)
+            chunks.append(cols)
+        merged = {k: np.concatenate([c[k] for c in chunks]) for k in chunks[0]}
+        return np.concatenate(counts), merged
 
     def _columns(
         self, prt: ak.Array, keys: EventKeys, events: np.ndarray, n_coll: np.ndarray
