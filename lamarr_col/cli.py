@@ -19,6 +19,7 @@ from lamarr_col.errors import ConfigError, LamarrError
 __all__ = ["main"]
 
 _PROG = "lamarr-col"
+_DEFAULT_GUN_PT = "exp:1500"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -160,11 +161,17 @@ def _build_parser() -> argparse.ArgumentParser:
     )
 
     gun = gen.add_argument_group("particle gun (--source gun)")
-    gun.add_argument("--species", default="pi+", help="species with weights, e.g. 'pi+:0.6,K+:0.4'")
+    gun.add_argument(
+        "--species",
+        default=None,
+        help="species with weights, e.g. 'pi+:0.6,K+:0.4' (default: the --decay mother, else pi+)",
+    )
     gun.add_argument(
         "--p", default=None, help="momentum distribution (MeV), e.g. 'flat:2000:100000'"
     )
-    gun.add_argument("--pt", default=None, help="pT distribution (MeV), e.g. 'exp:1500'")
+    gun.add_argument(
+        "--pt", default=None, help=f"pT distribution (MeV); {_DEFAULT_GUN_PT} unless --p is given"
+    )
     gun.add_argument("--eta", default="flat:2:5", help="pseudorapidity distribution")
     gun.add_argument("--phi", default=None, help="azimuth distribution (rad), default flat 0–2π")
     gun.add_argument(
@@ -239,9 +246,9 @@ def _source_options(args: argparse.Namespace) -> dict[str, Any]:
         import math
 
         return {
-            "species": args.species,
+            "species": args.species if args.species or args.decay else "pi+",
             "p": args.p,
-            "pt": args.pt,
+            "pt": args.pt if args.pt is not None or args.p is not None else _DEFAULT_GUN_PT,
             "eta": args.eta,
             "phi": args.phi if args.phi is not None else f"flat:0:{2 * math.pi!r}",
             "multiplicity": args.multiplicity,

@@ -121,3 +121,65 @@ def test_help_and_version():
         check=True,
     )
     assert done.stdout.startswith("lamarr-col ")
+
+
+def _gun(tmp_path, name, *extra):
+    out = tmp_path / name
+    argv = [
+        "generate",
+        "--source",
+        "gun",
+        "--species",
+        "Lambda_b0",
+        "--p",
+        "flat:20000:200000",
+        "--decay",
+        "Lambda_b0 -> (Lambda_c+ -> p+ K- pi+) mu- anti-nu_mu",
+        "--multiplicity",
+        "poisson:1.5",
+        "--events",
+        "40",
+        "-o",
+        str(out),
+        "--no-progress",
+        *extra,
+    ]
+    assert main(argv) == 0
+    return uproot.open(out)["events"].arrays()
+
+
+def test_same_seed_same_events_whatever_the_batch_size(tmp_path, capsys):
+    whole = _gun(tmp_path, "a.root", "--seed", "5", "--batch-size", "40")
+    split = _gun(tmp_path, "b.root", "--seed", "5", "--batch-size", "7")
+    assert ak.array_equal(whole, split, equal_nan=True)
+    tail = _gun(tmp_path, "c.root", "--seed", "5", "--batch-size", "3", "--first-event", "30")
+    assert ak.array_equal(whole[30:], tail[:10], equal_nan=True)
+    other = _gun(tmp_path, "d.root", "--seed", "6")
+    assert not ak.array_equal(whole.mcparticles_px, other.mcparticles_px)
+
+
+def test_truncated_hepmc_keeps_complete_events(tmp_path, capsys):
+    import numpy as np
+
+    from lamarr_col.sources.hepmc_write import random_collision, write_hepmc
+
+    rng = np.random.default_rng(3)
+    collisions = [random_collision(rng, k, 20) for n in (3, 2, 4, 1) for k in range(1, n + 1)]
+    full = write_hepmc(tmp_path / "full.hepmc", collisions, format="HepMC3", momentum_unit="MEV")
+    data = full.read_bytes()
+    cut = tmp_path / "cut.hepmc"
+    cut.write_bytes(data[: int(len(data) * 0.7)])
+    out = tmp_path / "o.root"
+    code, stdout, err = _run(
+        capsys, "generate", "--source", str(cut), "-o", str(out), "--no-progress"
+    )
+    assert code == 2
+    assert err.count("\n") == 1
+    assert str(cut) in err
+    assert "kept in" in err
+    assert not out.exists()
+    partial = uproot.open(tmp_path / "o.root.partial")["events"].arrays()
+    assert 0 < len(partial) < 4
+    code, _, _ = _run(capsys, "generate", "--source", str(full), "-o", str(out), "--no-progress")
+    reference = uproot.open(out)["events"].arrays()
+    assert ak.array_equal(reference[: len(partial)], partial, equal_nan=True)

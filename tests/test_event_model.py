@@ -73,6 +73,7 @@ def test_pdg_table_unknown_ids_and_names():
     with pytest.raises(UnknownParticleError, match="99999999"):
         table.charge_of([211, 99999999])
     assert table.from_name("pi+") == 211
+    assert table.from_name("p") == 2212  # not the hydrogen nucleus
     assert table.from_name("Lambda_b0") == 5122  # EvtGen spelling
     with pytest.raises(UnknownParticleError, match="did you mean"):
         table.from_name("pi++")

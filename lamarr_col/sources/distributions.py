@@ -27,6 +27,7 @@ import abc
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+
 import numpy as np
 import numpy.typing as npt
 
@@ -264,8 +265,7 @@ def _read_text(path: Path, spec: str) -> Histogram:
             final = values[0]
         else:
             raise ConfigError(
-                f"{path}:{lineno}: expected 'low_edge,content' or a final upper edge, "
-                f"got {line!r}"
+                f"{path}:{lineno}: expected 'low_edge,content' or a final upper edge, got {line!r}"
             )
     if final is None:
         raise ConfigError(f"{path}: the last line must hold the upper edge of the last bin")
@@ -320,4 +320,3 @@ def parse_distribution(text: str, option: str = "distribution") -> Distribution:
             raise
         raise ConfigError(f"{option}: {err}") from err
     raise ConfigError(_bad(text, option, "unknown form"))
-

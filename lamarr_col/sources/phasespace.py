@@ -8,17 +8,18 @@ w = Π p*_k (the two-body momenta), so each candidate is kept with probability w
 (accept–reject); w_max is the analytic bound of TGenPhaseSpace, which depends on the mother
 mass only. Rejected decays are redrawn in further rounds with fresh uniforms.
 
-Randomness comes through a callback, ``uniforms(rows, round, n)``, that returns ``n`` uniforms
-in (0, 1) for each of the decays ``rows`` in accept–reject round ``round``. A keyed callback
-(:func:`keyed_uniforms`) makes each decay depend on its own key only, never on the other decays
-it is generated with.
+Randomness comes through a callback, ``uniforms(rows, candidates, n)``, that returns ``n``
+uniforms in (0, 1) for candidate ``candidates[i]`` of decay ``rows[i]``. Each decay keeps its
+first accepted candidate, so with a keyed callback (:func:`keyed_uniforms`) a decay depends on
+its own key only, never on the other decays it is generated with nor on how many candidates
+are tried per pass.
 
 Four-vectors are arrays ``[..., 4]`` ordered ``(px, py, pz, E)``, in MeV.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 import numpy as np
 import numpy.typing as npt
@@ -28,6 +29,7 @@ from lamarr_col.rng import EventKeys
 __all__ = [
     "UniformSource",
     "boost_from_rest",
+    "decay_counter",
     "generate",
     "keyed_uniforms",
     "max_weight",
@@ -35,11 +37,14 @@ __all__ = [
     "uniforms_needed",
 ]
 
-#: ``uniforms(rows, round, n) -> array (len(rows), n)`` of uniforms in (0, 1).
-UniformSource = Callable[[npt.NDArray[np.intp], int, int], npt.NDArray[np.float64]]
+#: ``uniforms(rows, candidates, n) -> array (len(rows), n)`` of uniforms in (0, 1): ``n`` numbers
+#: for candidate ``candidates[i]`` of decay ``rows[i]``.
+UniformSource = Callable[[npt.NDArray[np.intp], npt.NDArray[np.intp], int], npt.NDArray[np.float64]]
 
-#: Accept–reject rounds before giving up (each round redraws only the rejected decays).
-MAX_ROUNDS = 100_000
+#: Candidates a decay may use before giving up (2**24 by the counter layout).
+MAX_CANDIDATES = 1 << 24
+#: Candidate rows evaluated at once (bounds memory: about 100 bytes per row and daughter).
+_CHUNK = 1 << 18
 
 
 def two_body_momentum(
@@ -58,10 +63,8 @@ def uniforms_needed(n: int) -> int:
     return 2 if n == 2 else 3 * n - 3
 
 
-def max_weight(mother_mass: npt.ArrayLike, masses: Sequence[float]) -> npt.NDArray[np.float64]:
-    """Upper bound of the GENBOD weight Π p*_k for each mother mass (TGenPhaseSpace's bound)."""
-    mother_mass = np.asarray(mother_mass, dtype=np.float64)
-    m = np.asarray(masses, dtype=np.float64)
+def _root_bound(mother_mass: np.ndarray, m: np.ndarray) -> np.ndarray:
+    """TGenPhaseSpace's bound: a true upper bound of the weight, but loose for n > 3."""
     free = mother_mass - m.sum()
     # p*(M_k, M_{k-1}, m_k) rises with M_k and falls with M_{k-1}: take M_k at its largest and
     # M_{k-1} at its smallest value
@@ -69,6 +72,58 @@ def max_weight(mother_mass: npt.ArrayLike, masses: Sequence[float]) -> npt.NDArr
     for k in range(1, len(m)):
         w = w * two_body_momentum(free + m[: k + 1].sum(), m[:k].sum(), m[k])
     return w
+
+
+def _log_pk(big: np.ndarray, small: np.ndarray, m: float) -> np.ndarray:
+    with np.errstate(divide="ignore"):
+        return np.log(two_body_momentum(big, small, m))
+
+
+def _numeric_max(mother_mass: np.ndarray, m: np.ndarray, sweeps: int = 30) -> np.ndarray:
+    """Maximum of the weight over the ordered intermediate masses, by coordinate ascent.
+
+    Each coordinate M_k enters two factors, p*(M_k, M_{k-1}, m_k) p*(M_{k+1}, M_k, m_{k+1});
+    the one-dimensional maxima are found by golden-section search. The start shares the kinetic
+    energy evenly, which is close to the maximum.
+    """
+    n = len(m)
+    free = mother_mass - m.sum()
+    big_m = np.cumsum(m)[None, :] + free[:, None] * (np.arange(n) / (n - 1))[None, :]
+    big_m[:, -1] = mother_mass
+    inv_phi = (np.sqrt(5.0) - 1.0) / 2.0
+    for _ in range(sweeps):
+        for k in range(1, n - 1):
+
+            def f(x: np.ndarray, k: int = k) -> np.ndarray:
+                return _log_pk(x, big_m[:, k - 1], m[k]) + _log_pk(big_m[:, k + 1], x, m[k + 1])
+
+            a = big_m[:, k - 1] + m[k]
+            b = big_m[:, k + 1] - m[k + 1]
+            for _ in range(40):
+                c = b - inv_phi * (b - a)
+                d = a + inv_phi * (b - a)
+                left = f(c) >= f(d)
+                b = np.where(left, d, b)
+                a = np.where(left, a, c)
+            big_m[:, k] = 0.5 * (a + b)
+    pk = two_body_momentum(big_m[:, 1:], big_m[:, :-1], m[None, 1:])
+    return np.prod(pk, axis=1)
+
+
+def max_weight(mother_mass: npt.ArrayLike, masses: npt.ArrayLike) -> npt.NDArray[np.float64]:
+    """Upper bound of the GENBOD weight Π p*_k for each mother mass.
+
+    The numerical maximum (with 1 % headroom against an imperfect search), never above the
+    analytic bound of TGenPhaseSpace; a function of the masses only, so decays do not depend on
+    which other decays they are generated with.
+    """
+    mother_mass = np.atleast_1d(np.asarray(mother_mass, dtype=np.float64))
+    m = np.asarray(masses, dtype=np.float64)
+    values, inverse = np.unique(mother_mass, return_inverse=True)
+    bound = _root_bound(values, m)
+    if len(m) > 2:
+        bound = np.minimum(bound, 1.01 * _numeric_max(values, m))
+    return bound[inverse.reshape(mother_mass.shape)]
 
 
 def _directions(u_cos: np.ndarray, u_phi: np.ndarray) -> np.ndarray:
@@ -136,16 +191,20 @@ def _attempt(
 
 def generate(
     mother_mass: npt.ArrayLike,
-    masses: Sequence[float],
+    masses: npt.ArrayLike,
     uniforms: UniformSource,
     *,
-    max_rounds: int = MAX_ROUNDS,
+    max_candidates: int = MAX_CANDIDATES,
 ) -> npt.NDArray[np.float64]:
     """Phase-space decays of mothers at rest into daughters of the given masses (MeV).
 
     ``mother_mass`` has one entry per decay (N); ``masses`` lists the n ≥ 2 daughter masses,
     the same for every decay. Returns the daughters' four-momenta, shape (N, n, 4), in the
-    mother rest frame. Raises ValueError when a decay is below threshold.
+    mother rest frame, daughters in the order of ``masses``. Raises ValueError when a decay is
+    below threshold.
+
+    Each decay keeps its first accepted candidate (candidates numbered 0, 1, 2, ...). How many
+    candidates are tried at once only changes the speed, never the result.
     """
     mother_mass = np.atleast_1d(np.asarray(mother_mass, dtype=np.float64))
     m = np.asarray(masses, dtype=np.float64)
@@ -154,23 +213,37 @@ def generate(
         raise ValueError(f"a phase-space decay needs at least 2 daughters, got {n}")
     if np.any(m < 0) or not np.all(np.isfinite(m)):
         raise ValueError(f"daughter masses must be finite and >= 0, got {m.tolist()}")
-    if np.any(~(mother_mass > m.sum())):
-        bad = mother_mass[~(mother_mass > m.sum())][0]
-        raise ValueError(f"mother mass {bad} MeV is not above the daughters' sum {m.sum()} MeV")
+    below = ~(mother_mass > m.sum())
+    if below.any():
+        raise ValueError(
+            f"mother mass {mother_mass[below][0]} MeV is not above the daughters' sum {m.sum()} MeV"
+        )
     n_u = uniforms_needed(n)
     out = np.empty((len(mother_mass), n, 4))
     wmax = max_weight(mother_mass, m)
     todo = np.arange(len(mother_mass))
-    for rnd in range(max_rounds):
-        if todo.size == 0:
-            return out
-        u = uniforms(todo, rnd, n_u)
-        p4, w = _attempt(mother_mass[todo], m, u)
-        # a two-body decay has a constant weight: no test needed
-        keep = np.ones(todo.size, dtype=bool) if n == 2 else u[:, -1] * wmax[todo] <= w
-        out[todo[keep]] = p4[keep]
-        todo = todo[~keep]
-    raise RuntimeError(f"phase space: {todo.size} decays not accepted in {max_rounds} rounds")
+    next_candidate = 0
+    per_row = 1 if n == 2 else 4
+    while todo.size:
+        if next_candidate >= max_candidates:
+            raise RuntimeError(f"phase space: {todo.size} decays not accepted in {max_candidates}")
+        # several candidates per remaining decay at once, so that few rounds are needed
+        k = int(min(per_row, max(1, _CHUNK // todo.size), max_candidates - next_candidate))
+        rows = np.repeat(todo, k)
+        cand = next_candidate + np.tile(np.arange(k), todo.size)
+        u = uniforms(rows, cand, n_u)
+        p4, w = _attempt(mother_mass[rows], m, u)
+        keep = np.ones(rows.size, dtype=bool) if n == 2 else u[:, -1] * wmax[rows] <= w
+        keep = keep.reshape(todo.size, k)
+        done = keep.any(axis=1)
+        first = np.argmax(keep, axis=1)
+        pick = np.flatnonzero(done) * k + first[done]
+        out[todo[done]] = p4[pick]
+        todo = todo[~done]
+        next_candidate += k
+        rate = keep.mean()
+        per_row = int(np.clip(np.ceil(2.0 / max(rate, 1e-4)), 1, 4096))
+    return out
 
 
 def keyed_uniforms(
@@ -180,22 +253,26 @@ def keyed_uniforms(
     decay_ids: npt.ArrayLike,
 ) -> UniformSource:
     """A :data:`UniformSource` whose numbers for decay ``i`` depend only on
-    ``(keys.seed, stream, events[i], decay_ids[i], round, slot)``.
+    ``(keys.seed, stream, events[i], decay_ids[i], candidate, slot)``.
 
-    ``decay_ids`` must be below 2**32 and unique within an event; a round uses at most 256
-    slots (n ≤ 86 daughters) and rounds are counted modulo 2**24.
+    ``decay_ids`` must be below 2**32 and unique within an event and stream; a candidate uses
+    at most 256 slots (n ≤ 86 daughters), candidates are numbered below 2**24.
     """
     events = np.asarray(events, dtype=np.uint64)
     ids = np.asarray(decay_ids, dtype=np.uint64)
 
-    def draw(rows: npt.NDArray[np.intp], rnd: int, n: int) -> npt.NDArray[np.float64]:
-        counter = decay_counter(ids[rows], rnd)[:, None] + np.arange(n, dtype=np.uint64)[None, :]
+    def draw(
+        rows: npt.NDArray[np.intp], candidates: npt.NDArray[np.intp], n: int
+    ) -> npt.NDArray[np.float64]:
+        first = decay_counter(ids[rows], candidates)
+        counter = first[:, None] + np.arange(n, dtype=np.uint64)[None, :]
         return keys.uniform(stream, events[rows][:, None], counter)
 
     return draw
 
 
-def decay_counter(decay_ids: npt.ArrayLike, rnd: int) -> npt.NDArray[np.uint64]:
-    """First counter of round ``rnd`` of each decay: ``id << 32 | (rnd mod 2**24) << 8``."""
+def decay_counter(decay_ids: npt.ArrayLike, candidates: npt.ArrayLike) -> npt.NDArray[np.uint64]:
+    """First counter of each candidate of each decay: ``id << 32 | candidate << 8``."""
     ids = np.asarray(decay_ids, dtype=np.uint64)
-    return (ids << np.uint64(32)) | (np.uint64(rnd % (1 << 24)) << np.uint64(8))
+    cand = np.asarray(candidates, dtype=np.uint64)
+    return (ids << np.uint64(32)) | (cand << np.uint64(8))
