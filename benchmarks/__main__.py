@@ -59,10 +59,8 @@ def _plot_hepmc(results: dict[str, Any], path: Path) -> None:
     for version, entry in results.items():
         if not isinstance(entry, dict):
             continue
-        for reader in ("lamarr_col", "pyhepmc_loop"):
-            if reader in entry:
-                labels.append(f"{version} {reader}")
-                rates.append(entry[reader]["particles_per_s"])
+        labels += [f"{version} HepMCSource", f"{version} plain pyhepmc loop"]
+        rates += [entry["source_particles_per_s"], entry["plain_loop_particles_per_s"]]
     fig, ax = plt.subplots(figsize=(7, 3), layout="constrained")
     ax.barh(labels, rates, color="tab:orange")
     ax.set_xscale("log")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -78,6 +79,7 @@ def generate(
     and the exception propagates with a note saying so.
     """
     summary = RunSummary(output=str(output))
+    unknown_before = Counter(source.stats.unknown_pids)  # a source may be reused across runs
     start = time.perf_counter()
     writer = open_writer(
         output,
@@ -89,11 +91,13 @@ def generate(
         size = batch_size or source.default_batch_size
         for batch in source.batches(n_events, size, seed=seed, run=run, first_event=first_event):
             writer.write(batch)
+            summary.events += len(batch)
+            summary.particles += int(ak.count(batch.mcparticles.pid))
             if progress is not None:
                 progress(len(batch))
     except BaseException as err:
         summary.wall_time_s = time.perf_counter() - start
-        _fill(summary, source)
+        _fill(summary, source, unknown_before)
         path = writer.close(complete=False, summary=summary.as_dict())
         err.add_note(
             f"{writer.events_written} event(s) written before the error are kept in {path}"
@@ -101,16 +105,14 @@ def generate(
         raise
     summary.wall_time_s = time.perf_counter() - start
     summary.complete = True
-    _fill(summary, source)
+    _fill(summary, source, unknown_before)
     summary.output = str(writer.close(complete=True, summary=summary.as_dict()))
     return summary
 
 
-def _fill(summary: RunSummary, source: Source) -> None:
-    stats = source.stats.as_dict()
-    summary.events = stats["events"]
-    summary.particles = stats["particles"]
-    summary.unknown_pids_dropped = stats["unknown_pids_dropped"]
+def _fill(summary: RunSummary, source: Source, unknown_before: Counter[int]) -> None:
+    dropped = source.stats.unknown_pids - unknown_before
+    summary.unknown_pids_dropped = {str(k): v for k, v in sorted(dropped.items())}
 
 
 def read_events(path: str | os.PathLike[str], n_events: int | None = None) -> ak.Array:

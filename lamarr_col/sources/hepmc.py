@@ -185,7 +185,7 @@ class _BrokenFile(Exception):
 
 
 @contextlib.contextmanager
-def _quiet_hepmc() -> Iterator[None]:
+def quiet_hepmc() -> Iterator[None]:
     """Silence HepMC3's own error prints while it parses; our InputError says what failed.
 
     HepMC3 keeps these switches process-wide, so they are restored right after each read.
@@ -212,7 +212,7 @@ def _read_collisions(path: Path, sniffed: _Sniffed) -> Iterator[_Collision]:
     try:
         while True:
             event = pyhepmc.GenEvent()
-            with _quiet_hepmc():
+            with quiet_hepmc():
                 ok = reader.read_event(event)
             if not ok:
                 after = f"after HepMC event {last_number}" if ordinal else "the first one"

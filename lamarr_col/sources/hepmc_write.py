@@ -15,6 +15,8 @@ import numpy as np
 import numpy.typing as npt
 import pyhepmc
 
+from lamarr_col.sources.hepmc import quiet_hepmc
+
 __all__ = ["GenEventColumns", "random_collision", "to_genevent", "write_hepmc"]
 
 _MOMENTUM_UNITS = {"GEV": pyhepmc.Units.GEV, "MEV": pyhepmc.Units.MEV}
@@ -80,7 +82,8 @@ def write_hepmc(
 ) -> Path:
     """Write ``events`` to ``path`` as HepMC2 (IO_GenEvent) or HepMC3 (Asciiv3) ASCII."""
     path = Path(path)
-    with pyhepmc.open(path, "w", format=format) as out:
+    # HepMC3 warns that IO_GenEvent is outdated; Gauss still writes it, so we do on request
+    with quiet_hepmc(), pyhepmc.open(path, "w", format=format) as out:
         for cols in events:
             out.write(to_genevent(cols, momentum_unit, length_unit))
     return path
