@@ -38,7 +38,6 @@ def _rate(
 
 def run(workdir: Path, quick: bool = False) -> dict[str, Any]:
     from lamarr_col.sources.gun import ParticleGun
-
     from lamarr_col.sources.hepmc import HepMCSource
     from lamarr_col.sources.ntuple import NtupleSource
     from lamarr_col.sources.pythia import PythiaSource

@@ -170,9 +170,7 @@ def test_truncated_hepmc_keeps_complete_events(tmp_path, capsys):
     cut = tmp_path / "cut.hepmc"
     cut.write_bytes(data[: int(len(data) * 0.7)])
     out = tmp_path / "o.root"
-    code, stdout, err = _run(
-        capsys, "generate", "--source", str(cut), "-o", str(out), "--no-progress"
-    )
+    code, _, err = _run(capsys, "generate", "--source", str(cut), "-o", str(out), "--no-progress")
     assert code == 2
     assert err.count("\n") == 1
     assert str(cut) in err
