@@ -67,7 +67,7 @@ def check_wheel(names: set[str]) -> None:
     }
     for prefix, folder in mapping.items():
         for path in folder.rglob("*"):
-            if "__pycache__" in path.parts or path.is_dir():
+            if "__pycache__" in path.parts or path.is_dir() or path.name == "ruff.toml":
                 continue
             if path.suffix in {".py", ".json", ".toml", ".typed", ".safetensors", ".csv"}:
                 rel = path.relative_to(folder).as_posix()
