@@ -246,6 +246,9 @@ def test_gauss_like_pileup_file(tmp_path):
         ([0, 1, 2, 3], "MEV", "none"),
         ([5, 5, 6, 7, 7], "GEV", "event_number"),
         ([10, 11, 13], "MEV", "none"),
+        ([0] * 150, "GEV", "none"),  # numbers never set by the writer
+        ([0] * 150, "MEV", "none"),
+        ([42] * 5, "MEV", "event_number"),  # one Gauss crossing numbered as the LHCb event
     ],
 )
 def test_auto_grouping(tmp_path, numbers, unit, expected):

@@ -158,10 +158,13 @@ def detect_grouping(path: Path, max_events: int = AUTO_SCAN_EVENTS) -> str:
     follows = (nums[1:] == 1) | (nums[1:] == nums[:-1] + 1)
     if nums[0] == 1 and follows.all() and (nums[1:] == 1).any():
         return "gauss"  # 1..k, 1..m, ...: Gauss's numbering of pile-up collisions
+    single_crossing = len(nums) <= 100 and mev  # as Lamarr's own Gauss inputs are written
     if (nums[1:] == nums[:-1]).any():
-        return "event_number"
-    if nums[0] == 1 and follows.all() and len(nums) <= 100 and mev:
-        return "gauss"  # one Gauss crossing per file, as Lamarr's own inputs are written
+        if len(np.unique(nums)) > 1 or single_crossing:
+            return "event_number"
+        return "none"  # one number for everything: a writer that never set it
+    if nums[0] == 1 and follows.all() and single_crossing:
+        return "gauss"
     return "none"
 
 
@@ -286,8 +289,9 @@ class HepMCSource(Source):
         - ``"auto"`` (default): chosen from the event numbers of the first 2000 GenEvents:
           ``"gauss"`` when they run 1..k, 1..m, ... (at least one restart at 1), or when the
           whole file is one run 1..n (n ≤ 100) in MeV units, as Gauss writes one crossing;
-          ``"event_number"`` when consecutive GenEvents share a number; ``"none"`` otherwise
-          (a generator's file of independent collisions). :meth:`metadata` records the choice.
+          ``"event_number"`` when consecutive GenEvents share a number (unless all of them
+          share one number outside such a single MeV crossing: a writer that never set it);
+          ``"none"`` otherwise (a generator's file of independent collisions). :meth:`metadata` records the choice.
         - ``"gauss"`` (default): Gauss's convention. Gauss numbers the collisions of a
           crossing 1, 2, ..., n, so a GenEvent numbered 1 opens a new crossing and the others
           must count up by one (anything else raises :class:`InputError`). The file holds no

@@ -128,17 +128,6 @@ class ColumnMap:
         }
 
 
-def _sniff(path: Path) -> str:
-    with path.open("rb") as f:
-        head = f.read(4)
-    if head == b"root":
-        return "root"
-    if head == b"PAR1":
-        return "parquet"
-    msg = f"{path} is neither a ROOT nor a Parquet file"
-    raise InputError(msg)
-
-
 class NtupleSource(Source):
     """Events from a ROOT (TTree or RNTuple) or Parquet ntuple, through a :class:`ColumnMap`."""
 
@@ -154,7 +143,12 @@ class NtupleSource(Source):
             msg = f"input file {self.path} is empty"
             raise InputError(msg)
         self.columns = columns or ColumnMap()
-        self.file_format = _sniff(self.path)
+        from lamarr_col.sources.open import file_kind
+
+        self.file_format = file_kind(self.path)
+        if self.file_format not in ("root", "parquet"):
+            msg = f"{self.path} is neither a ROOT nor a Parquet file"
+            raise InputError(msg)
 
     def metadata(self) -> dict[str, Any]:
         return {
