@@ -1,0 +1,1 @@
+"""The LHCb-like detector: condition sets, geometry, material, field map."""
