@@ -98,7 +98,9 @@ def _columns(n: int, **over):
     cols = {f: np.zeros(n) for f in MCPARTICLE_FIELDS if f != "charge"}
     cols.update(pid=np.full(n, 211), mother=np.full(n, -1), status=np.ones(n))
     cols.update({f: np.full(n, np.nan) for f in ("end_vx", "end_vy", "end_vz", "end_vt")})
-    cols.update(e=np.full(n, 1000.0), mass=np.full(n, 139.57), pz=np.full(n, 990.0))
+    cols.update(
+        e=np.full(n, np.hypot(990.0, 139.57)), mass=np.full(n, 139.57), pz=np.full(n, 990.0)
+    )
     cols.update(over)
     return cols
 
@@ -152,3 +154,36 @@ def test_make_batch_checks_columns():
     del cols["vt"]
     with pytest.raises(ValueError, match=r"missing \['vt'\]"):
         make_batch(run=0, event=[0], n_collisions=[1], counts=[2], particles=cols)
+
+
+@pytest.mark.parametrize(
+    ("override", "match"),
+    [
+        ({"mother": [-1, 5]}, r"event 0: mcparticles.mother is 5 \(the event has 2 particles\)"),
+        ({"mother": [0, -1]}, "mcparticles.mother is 0"),  # its own mother
+        ({"status": [1, 999]}, r"mcparticles.status is 999 \(1 = final, 2 = decayed\)"),
+        ({"collision": [0, 1]}, r"mcparticles.collision is 1 \(n_collisions 1\)"),
+        ({"px": [0.0, 300.0]}, "e, px, py, pz and mass disagree"),
+    ],
+)
+def test_event_model_rules(override, match):
+    cols = _columns(2, **{k: np.asarray(v) for k, v in override.items()})
+    with pytest.raises(BadEventError, match=match):
+        make_batch(run=0, event=[0], n_collisions=[1], counts=[2], particles=cols)
+
+
+def test_good_events_before_a_bad_one_are_kept():
+    from lamarr_col.event.build import make_batch_until_bad
+
+    px = np.zeros(6)
+    px[4] = np.nan
+    batch, err = make_batch_until_bad(
+        run=0,
+        event=[7, 8, 9],
+        n_collisions=[1, 1, 1],
+        counts=[2, 2, 2],
+        particles=_columns(6, px=px),
+    )
+    assert batch.event.tolist() == [7, 8]
+    assert err.event_index == 2
+    assert "event 9" in str(err)

@@ -22,6 +22,13 @@ FROM_BEAMS = (0, 1)
 # ---------------------------------------------------------------- factories
 
 
+def _on_shell(p4, mass) -> np.ndarray:
+    """Four-momenta with the energy recomputed from the momentum and the mass (GeV)."""
+    p4 = np.array(p4, dtype=np.float64)
+    p4[:, 3] = np.sqrt(np.sum(p4[:, :3] ** 2, axis=1) + np.asarray(mass) ** 2)
+    return p4
+
+
 def known_collision(number: int, shift: float = 0.0) -> GenEventColumns:
     """A collision in GeV and cm whose every kept value the tests know.
 
@@ -49,7 +56,7 @@ def known_collision(number: int, shift: float = 0.0) -> GenEventColumns:
         number=number,
         pid=np.array(pid, dtype=np.int32),
         status=np.array(status, dtype=np.int32),
-        p4=np.array(p4, dtype=np.float64),
+        p4=_on_shell(p4, mass),
         mass=np.array(mass),
         parents=np.array(parents),
         vertex=np.array(vertex, dtype=np.float64),
@@ -74,7 +81,7 @@ def simple_collision(number: int, pids=(211,), status=None, parents=None) -> Gen
         number=number,
         pid=np.array([2212, 2212, *pids], dtype=np.int32),
         status=np.array([4, 4, *status], dtype=np.int32),
-        p4=np.array(p4, dtype=np.float64),
+        p4=_on_shell(p4, [0.938, 0.938] + [0.13957] * n),
         mass=np.array([0.938, 0.938] + [0.13957] * n),
         parents=np.array([NO_PARENT, NO_PARENT, *parents]),
         vertex=np.tile([0.0, 0.0, 1.0, 1.0], (n + 2, 1)),
@@ -174,9 +181,9 @@ def test_vertex_without_position_inherits(tmp_path):
             "P 1 0 2212 0 0 6800000 6800000 938.27 4",
             "P 2 0 2212 0 0 -6800000 6800000 938.27 4",
             "V -1 0 [1,2] @ 1.0 2.0 3.0 4.0",
-            "P 3 -1 310 100 0 1000 1125 497.6 2",
+            "P 3 -1 310 100 0 1000 1121.4300691 497.6 2",
             "V -2 0 [3]",
-            "P 4 -2 211 50 0 500 520 139.57 1",
+            "P 4 -2 211 50 0 500 521.5168117 139.57 1",
             "HepMC::Asciiv3-END_EVENT_LISTING",
             "",
         ]
@@ -433,3 +440,47 @@ def test_first_event_and_n_events(tmp_path):
         list(HepMCSource(path).batches(None, 0))
     with pytest.raises(ValueError, match="first event"):
         list(HepMCSource(path).batches(None, 1, first_event=-1))
+
+
+# ---------------------------------------------------------------- review findings
+
+
+def test_unreadable_number_is_an_error_not_a_zero(tmp_path):
+    """The HepMC2 parser reads 'zz' as 0; the on-shell check catches the lost component."""
+    path = write_hepmc(
+        tmp_path / "g.hepmc", [simple_collision(1, pids=(211, 321))], format="HepMC2"
+    )
+    lines = path.read_text().splitlines()
+    i = [k for k, line in enumerate(lines) if line.startswith("P ")][3]
+    fields = lines[i].split()
+    fields[3] = "zz"  # px of the kaon (P barcode pid px ...)
+    lines[i] = " ".join(fields)
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(
+        InputError, match=r"event 1 in .*g\.hepmc: mcparticles e, px, py, pz and mass"
+    ):
+        read_all(path, source={"group_by": "none"})
+
+
+def test_parse_failure_keeps_the_complete_event_before_it(tmp_path):
+    path = write_hepmc(tmp_path / "g.hepmc", [simple_collision(k) for k in (1, 2, 3)])
+    lines = path.read_text().splitlines()
+    starts = [k for k, line in enumerate(lines) if line.startswith("E ")]
+    lines[starts[1] + 3] = "P garbage"  # inside the second GenEvent
+    path.write_text("\n".join(lines) + "\n")
+    got = []
+    with pytest.raises(InputError, match="1 complete event"):
+        for batch in HepMCSource(path, group_by="none").batches(None, 10):
+            got.append(batch)
+    assert [b.event.to_list() for b in got] == [[1]]
+
+
+def test_bad_event_keeps_the_good_ones_before_it(tmp_path):
+    bad = simple_collision(3)
+    bad.p4[2, 0] = np.nan
+    path = write_hepmc(tmp_path / "g.hepmc", [simple_collision(1), simple_collision(2), bad])
+    got = []
+    with pytest.raises(InputError, match="event 3"):
+        for batch in HepMCSource(path, group_by="none").batches(None, 10):
+            got.append(batch)
+    assert [b.event.to_list() for b in got] == [[1, 2]]

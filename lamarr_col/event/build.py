@@ -18,16 +18,62 @@ import numpy.typing as npt
 
 from lamarr_col.errors import InputError
 from lamarr_col.event.pdg import pdg_table
-from lamarr_col.event.schema import EVENT_FIELDS, MCPARTICLE_FIELDS
+from lamarr_col.event.schema import EVENT_FIELDS, MCPARTICLE_FIELDS, STATUS_DECAYED, STATUS_FINAL
 
-__all__ = ["BadEventError", "drop_unknown_pids", "empty_batch", "make_batch"]
+__all__ = [
+    "BadEventError",
+    "drop_unknown_pids",
+    "empty_batch",
+    "make_batch",
+    "make_batch_until_bad",
+]
 
 _FINITE_FIELDS = ("px", "py", "pz", "e", "mass", "vx", "vy", "vz", "vt")
 _NO_INF_FIELDS = ("end_vx", "end_vy", "end_vz", "end_vt")
 
 
 class BadEventError(InputError):
-    """An input event that cannot enter the event model (the message names where and why)."""
+    """An input event that cannot enter the event model (the message names where and why).
+
+    ``event_index`` is the position of the bad event in the batch being built, so a source can
+    still deliver the good events before it.
+    """
+
+    def __init__(self, message: str, *, event_index: int = 0) -> None:
+        super().__init__(message)
+        self.event_index = event_index
+
+
+def make_batch_until_bad(
+    *,
+    run: int | npt.ArrayLike,
+    event: npt.ArrayLike,
+    n_collisions: npt.ArrayLike,
+    counts: npt.ArrayLike,
+    particles: Mapping[str, npt.ArrayLike],
+    origin: str | None = None,
+) -> tuple[ak.Array | None, BadEventError | None]:
+    """:func:`make_batch`, but on a bad event also the batch of the good events before it.
+
+    Returns ``(batch, None)`` when all is well, ``(batch_before_or_None, error)`` otherwise; the
+    caller yields the batch and then raises the error, so no good event is lost.
+    """
+    kwargs = {"run": run, "event": event, "n_collisions": n_collisions, "origin": origin}
+    try:
+        return make_batch(counts=counts, particles=particles, **kwargs), None
+    except BadEventError as err:
+        k = err.event_index
+        if k == 0:
+            return None, err
+        counts = np.asarray(counts, dtype=np.int64)
+        n = int(counts[:k].sum())
+        head = {
+            key: (np.asarray(v)[:k] if np.ndim(v) else v)
+            for key, v in kwargs.items()
+            if key != "origin"
+        }
+        cols = {key: np.asarray(v)[:n] for key, v in particles.items()}
+        return make_batch(counts=counts[:k], particles=cols, origin=origin, **head), err
 
 
 def _where(origin: str | None) -> str:
@@ -56,7 +102,9 @@ def drop_unknown_pids(
     if "mother" in cols:
         starts = (np.cumsum(counts) - counts)[ev]
         mother_local = np.asarray(cols["mother"], dtype=np.int64)
-        mother = np.where(mother_local >= 0, mother_local + starts, -1)
+        # out-of-range links are left as they are, for make_batch to report with the event
+        in_range = (mother_local >= 0) & (mother_local < counts[ev])
+        mother = np.where(in_range, mother_local + starts, -1)
         # walk up through dropped ancestors (bounded by the depth of the decay tree)
         for _ in range(len(pid)):
             bad = (mother >= 0) & ~known[np.maximum(mother, 0)]
@@ -65,27 +113,68 @@ def drop_unknown_pids(
             mother = np.where(bad, mother[np.maximum(mother, 0)], mother)
         new_flat = np.cumsum(known) - 1  # flat index of each kept particle after dropping
         new_starts = (np.cumsum(new_counts) - new_counts)[ev]
-        cols["mother"] = np.where(mother >= 0, new_flat[np.maximum(mother, 0)] - new_starts, -1)
+        remapped = np.where(mother >= 0, new_flat[np.maximum(mother, 0)] - new_starts, -1)
+        cols["mother"] = np.where(in_range | (mother_local < 0), remapped, mother_local)
     cols = {k: np.asarray(v)[known] for k, v in cols.items()}
     return new_counts, cols, dropped
 
 
-def _check_finite(
-    event: np.ndarray, counts: np.ndarray, cols: Mapping[str, np.ndarray], origin: str | None
-) -> None:
-    for name in (*_FINITE_FIELDS, *_NO_INF_FIELDS):
-        values = cols[name]
-        bad = ~np.isfinite(values) if name in _FINITE_FIELDS else np.isinf(values)
+def _first_problem(
+    counts: np.ndarray, n_collisions: np.ndarray, cols: Mapping[str, np.ndarray]
+) -> tuple[int, int, str] | None:
+    """(flat particle index, event index, what) of the first particle breaking a rule."""
+    n = len(cols["pid"])
+    if n == 0:
+        return None
+    ev = np.repeat(np.arange(len(counts)), counts)
+    local = np.arange(n) - (np.cumsum(counts) - counts)[ev]
+    mother, status, coll = cols["mother"], cols["status"], cols["collision"]
+    e, m = cols["e"], cols["mass"]
+    with np.errstate(invalid="ignore", over="ignore"):
+        off_shell = e * e - (cols["px"] ** 2 + cols["py"] ** 2 + cols["pz"] ** 2) - m * m
+        # loose enough for files written with 6-7 significant digits, tight enough to catch a
+        # momentum component lost by a parser (worth more than ~0.3 % of the energy)
+        bad_shell = np.abs(off_shell) > 1e-5 * e * e + 1.0
+    checks = [
+        (~np.isfinite(cols[f]), lambda i, f=f: f"mcparticles.{f} is {cols[f][i]}")
+        for f in _FINITE_FIELDS
+    ]
+    checks += [
+        (np.isinf(cols[f]), lambda i, f=f: f"mcparticles.{f} is {cols[f][i]}")
+        for f in _NO_INF_FIELDS
+    ]
+    checks += [
+        (
+            (mother < -1) | (mother >= counts[ev]) | (mother == local),
+            lambda i: (
+                f"mcparticles.mother is {mother[i]} (the event has {counts[ev[i]]} particles)"
+            ),
+        ),
+        (
+            (status != STATUS_FINAL) & (status != STATUS_DECAYED),
+            lambda i: f"mcparticles.status is {status[i]} (1 = final, 2 = decayed)",
+        ),
+        (
+            (coll < 0) | (coll >= n_collisions[ev]),
+            lambda i: f"mcparticles.collision is {coll[i]} (n_collisions {n_collisions[ev[i]]})",
+        ),
+    ]
+    checks.append(
+        (
+            bad_shell,
+            lambda i: (
+                f"mcparticles e, px, py, pz and mass disagree (e² − p² − mass² = "
+                f"{off_shell[i]:.6g} MeV²)"
+            ),
+        )
+    )
+    found: tuple[int, int, str] | None = None
+    for bad, describe in checks:
         if bad.any():
             first = int(np.flatnonzero(bad)[0])
-            ev_index = int(np.searchsorted(np.cumsum(counts), first, side="right"))
-            local = first - int(np.cumsum(counts)[ev_index] - counts[ev_index])
-            msg = (
-                f"event {int(event[ev_index])}{_where(origin)}: mcparticles.{name} is "
-                f"{values[first]} for particle {local} (pid {int(cols['pid'][first])}); "
-                f"{int(bad.sum())} bad value(s) in this batch"
-            )
-            raise BadEventError(msg)
+            if found is None or first < found[0]:
+                found = (first, int(ev[first]), describe(first))
+    return found
 
 
 def make_batch(
@@ -126,7 +215,18 @@ def make_batch(
         name: np.ascontiguousarray(cols[name], dtype=field.numpy_dtype)
         for name, field in MCPARTICLE_FIELDS.items()
     }
-    _check_finite(event, counts, cols, origin)
+    n_coll = np.broadcast_to(
+        np.asarray(n_collisions, dtype=EVENT_FIELDS["n_collisions"].dtype), (n_events,)
+    )
+    problem = _first_problem(counts, n_coll, cols)
+    if problem is not None:
+        first, ev_index, what = problem
+        local = first - int(np.cumsum(counts)[ev_index] - counts[ev_index])
+        msg = (
+            f"event {int(event[ev_index])}{_where(origin)}: {what} for particle {local} "
+            f"(pid {int(cols['pid'][first])})"
+        )
+        raise BadEventError(msg, event_index=ev_index)
 
     offsets = np.zeros(n_events + 1, dtype=np.int64)
     np.cumsum(counts, out=offsets[1:])
@@ -139,7 +239,7 @@ def make_batch(
     header = {
         "run": np.broadcast_to(np.asarray(run, dtype=EVENT_FIELDS["run"].dtype), (n_events,)),
         "event": event,
-        "n_collisions": np.asarray(n_collisions, dtype=EVENT_FIELDS["n_collisions"].dtype),
+        "n_collisions": n_coll,
     }
     contents = [ak.contents.NumpyArray(np.ascontiguousarray(v)) for v in header.values()]
     layout = ak.contents.RecordArray(

@@ -39,7 +39,7 @@ import pyhepmc
 from pyhepmc import _core as hepmc_core
 
 from lamarr_col.errors import ConfigError, InputError
-from lamarr_col.event.build import drop_unknown_pids, make_batch
+from lamarr_col.event.build import BadEventError, drop_unknown_pids, make_batch_until_bad
 from lamarr_col.event.pdg import SPEED_OF_LIGHT
 from lamarr_col.event.schema import STATUS_DECAYED, STATUS_FINAL
 from lamarr_col.sources.base import Source
@@ -184,7 +184,16 @@ class _Collision:
 
 
 class _BrokenFile(Exception):
-    """Reading stopped before the end of the listing (the reason is the message)."""
+    """Reading stopped before the end of the listing (the reason is the message).
+
+    ``previous_complete``: the GenEvents read before were fully parsed and a new one had begun
+    (a parse failure), as opposed to a file that simply ends (truncated: the last GenEvent
+    read may itself be cut short at a line boundary).
+    """
+
+    def __init__(self, message: str, *, previous_complete: bool) -> None:
+        super().__init__(message)
+        self.previous_complete = previous_complete
 
 
 @contextlib.contextmanager
@@ -220,14 +229,16 @@ def _read_collisions(path: Path, sniffed: _Sniffed) -> Iterator[_Collision]:
             if not ok:
                 after = f"after HepMC event {last_number}" if ordinal else "the first one"
                 msg = f"cannot parse GenEvent #{ordinal + 1} of the file ({after})"
-                raise _BrokenFile(msg)
+                raise _BrokenFile(msg, previous_complete=True)
             if reader.failed():  # the reader reached the end of the file
                 if not sniffed.complete:
-                    msg = (
-                        f"the file is truncated: it stops inside or after GenEvent #{ordinal} "
-                        f"(HepMC event {last_number}) without the end-of-listing line"
+                    where = (
+                        f"inside or after GenEvent #{ordinal} (HepMC event {last_number})"
+                        if ordinal
+                        else "before the end of its first GenEvent"
                     )
-                    raise _BrokenFile(msg)
+                    msg = f"the file is truncated: it stops {where} without the end-of-listing line"
+                    raise _BrokenFile(msg, previous_complete=False)
                 return
             ordinal += 1
             data = pyhepmc.GenEventData()
@@ -366,22 +377,26 @@ class HepMCSource(Source):
                     break
                 except InputError:
                     if pending:  # complete crossings read before the failure are still good
-                        yield self._emit(pending, run)
+                        yield from self._emit(pending, run)
                     raise
                 pending.append(crossing)
                 taken += 1
                 if len(pending) == batch_size:
-                    yield self._emit(pending, run)
+                    yield from self._emit(pending, run)
                     pending = []
         finally:
             crossings.close()
         if pending:
-            yield self._emit(pending, run)
+            yield from self._emit(pending, run)
 
-    def _emit(self, crossings: Sequence[_Crossing], run: int) -> ak.Array:
-        batch, unknown = _assemble(crossings, run, origin=str(self.path))
-        self.stats.add_batch(batch, unknown)
-        return batch
+    def _emit(self, crossings: Sequence[_Crossing], run: int) -> Iterator[ak.Array]:
+        """The batch of ``crossings``; on a bad event, the good ones before it, then the error."""
+        batch, unknown, error = _assemble(crossings, run, origin=str(self.path))
+        if batch is not None:
+            self.stats.add_batch(batch, unknown)
+            yield batch
+        if error is not None:
+            raise error
 
     def _crossings(self) -> Generator[_Crossing, None, None]:
         """Complete crossings in file order (the last one is complete once the next begins)."""
@@ -409,6 +424,11 @@ class HepMCSource(Source):
                     raise InputError(msg)
                 previous = collision
         except _BrokenFile as err:
+            if err.previous_complete and self.group_by == "none" and current:
+                # one GenEvent per event: the last one read was whole, the next failed
+                last_event = self._event_number(index, current)
+                yield _Crossing(last_event, current)
+                index += 1
             done = (
                 f"{index} complete event(s) were read, the last one numbered {last_event}"
                 if last_event is not None
@@ -447,8 +467,11 @@ def _follow(start: np.ndarray, parent: np.ndarray, stop: np.ndarray) -> np.ndarr
 
 def _assemble(
     crossings: Sequence[_Crossing], run: int, origin: str
-) -> tuple[ak.Array, Counter[int]]:
-    """One batch of the event model from complete crossings (all numpy, no particle loop)."""
+) -> tuple[ak.Array | None, Counter[int], BadEventError | None]:
+    """One batch of the event model from complete crossings (all numpy, no particle loop).
+
+    On a bad event: the batch of the events before it (None if it is the first) and the error.
+    """
     cols = [c for x in crossings for c in x.collisions]
     n_p = np.array([len(c.particles) for c in cols], dtype=np.int64)
     n_v = np.array([len(c.vertices) for c in cols], dtype=np.int64)
@@ -539,7 +562,7 @@ def _assemble(
     }
     columns = {k: np.asarray(v)[keep] for k, v in columns.items()}
     counts, columns, unknown = drop_unknown_pids(counts, columns)
-    batch = make_batch(
+    batch, error = make_batch_until_bad(
         run=run,
         event=np.array([x.event for x in crossings], dtype=np.uint64),
         n_collisions=n_coll,
@@ -547,4 +570,4 @@ def _assemble(
         particles=columns,
         origin=origin,
     )
-    return batch, unknown
+    return batch, unknown, error
