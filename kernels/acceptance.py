@@ -6,21 +6,25 @@ Inputs (flat buffers, mm):
                 never reaches the plane (decayed, absorbed, stopped by the propagator)
     x_max, y_max, r_min, r_max, hole_x, hole_y   (n_planes,) float64 plane geometry: the outer
                 rectangle |x| ≤ x_max, |y| ≤ y_max; the annulus r_min ≤ r ≤ r_max (0 and inf
-                when unused); the rectangular beam hole |x| < hole_x and |y| < hole_y that is
-                outside (0 for none)
-    group       (n_planes,) int64 sub-detector code of each plane, numbered in z order:
+                when unused); points in the rectangular beam hole |x| < hole_x and
+                |y| < hole_y are outside (0 for no hole)
+    group       (n_planes,) int64 counting group of each plane (:data:`GROUPS`):
 
-        −1 ignored   0 VELO   1 RICH1   2 UT   3 MAGNET   4 T1   5 T2   6 T3
-        7 RICH2      8 ECAL   9 M2     10 M3  11 M4      12 M5
+        −1 ignored   0 VELO   1 RICH1   2 UT   3 MAGNET   4 T1   5 T2   6 T3   7 RICH2
+        8 ECAL       9 HCAL  10 M1     11 M2  12 M3     13 M4  14 M5
 
-    Groups after MAGNET (T1 … M5) are downstream of the dipole: a particle outside any MAGNET
-    plane hits the yoke, so its downstream planes count as not inside (the magnet planes are
-    the aperture at the entrance and exit of the dipole; with no MAGNET plane nothing is cut).
+    :func:`groups_from_conditions` derives these from the ``group`` and ``station`` arrays of
+    ``lamarr_col.detector``'s ``ConditionSet.planes()`` (absorbers are ignored).
+    Groups after MAGNET are downstream of the dipole: a particle outside any MAGNET plane hits
+    the yoke, so its downstream planes count as not inside (the magnet planes are the aperture
+    at the entrance and exit of the dipole; with no MAGNET plane nothing is cut).
 
 Outputs:
     inside      (n_particles, n_planes) bool
     counts      (n_particles, N_GROUPS) int32 planes inside per group
-    flags       (n_particles,) uint32, bits below
+    flags       (n_particles,) uint32 with the bits of :data:`BITS`:
+                0 VELO, 1 UT, 2 T, 3 MAGNET, 4 RICH1, 5 RICH2, 6 ECAL, 7–10 M2–M5, 11 MUON,
+                12 LONG, 13 UPSTREAM, 14 DOWNSTREAM, 15 HCAL, 16 M1
     track_type  (n_particles,) int8, LHCb numbering (the ``Track::Types`` enum, also listed
                 in the LHCb glossary): 0 none, 1 VELO, 3 long, 4 upstream, 5 downstream, 6 T
 
@@ -31,8 +35,8 @@ Rules (:class:`AcceptanceRules`, all thresholds are parameters):
                 SciFi station as planes, 2 approximates LHCb's "x and stereo hit" rule)
     MAGNET      inside every MAGNET plane (at least one must exist)
     RICH1/2     inside every plane of the group (the radiator entrance and exit)
-    ECAL        inside every ECAL plane (the front face, outside the beam hole)
-    M2 … M5     ≥ min_muon_station planes of that station (1)
+    ECAL, HCAL  inside every plane of the group (front face, shower maximum; outside the hole)
+    M1 … M5     ≥ min_muon_station planes of that station (1)
     MUON        M2 and M3, the least any isMuon momentum bin asks for
     long = VELO & T, upstream = VELO & UT & !T, downstream = UT & T & !VELO; the track type
     is long, else upstream, else VELO, else downstream, else T, else none.
@@ -47,6 +51,7 @@ import numpy as np
 
 __all__ = [
     "BITS",
+    "CONDITION_GROUPS",
     "GROUPS",
     "N_GROUPS",
     "TRACK_TYPES",
@@ -56,10 +61,13 @@ __all__ = [
     "acceptance",
     "acceptance_kernel",
     "acceptance_reference",
+    "groups_from_conditions",
 ]
 
-GROUP_IGNORED, VELO, RICH1, UT, MAGNET, T1, T2, T3, RICH2, ECAL, M2, M3, M4, M5 = range(-1, 13)
-N_GROUPS = 13
+GROUP_IGNORED, VELO, RICH1, UT, MAGNET, T1, T2, T3, RICH2, ECAL, HCAL, M1, M2, M3, M4, M5 = range(
+    -1, 15
+)
+N_GROUPS = 15
 #: Plane group codes (see the module docstring).
 GROUPS = {
     "IGNORED": GROUP_IGNORED,
@@ -72,6 +80,8 @@ GROUPS = {
     "T3": T3,
     "RICH2": RICH2,
     "ECAL": ECAL,
+    "HCAL": HCAL,
+    "M1": M1,
     "M2": M2,
     "M3": M3,
     "M4": M4,
@@ -95,10 +105,42 @@ BITS = {
     "LONG": 12,
     "UPSTREAM": 13,
     "DOWNSTREAM": 14,
+    "HCAL": 15,
+    "M1": 16,
 }
 
 #: LHCb track-type codes.
 TRACK_TYPES = {"NONE": 0, "VELO": 1, "LONG": 3, "UPSTREAM": 4, "DOWNSTREAM": 5, "T": 6}
+
+
+#: ``lamarr_col.detector.conditions.GROUPS`` (kernels may not import it; a test compares).
+CONDITION_GROUPS = {
+    "VELO": 0,
+    "RICH1": 1,
+    "UT": 2,
+    "MAGNET": 3,
+    "T": 4,
+    "RICH2": 5,
+    "ECAL": 6,
+    "HCAL": 7,
+    "MUON": 8,
+    "ABSORBER": 9,
+}
+
+
+def groups_from_conditions(group: np.ndarray, station: np.ndarray) -> np.ndarray:
+    """Counting groups (n_planes,) int64 from a condition set's plane ``group`` codes and
+    ``station`` numbers (1–3 for T layers, 1–5 for muon stations M1–M5)."""
+    group = np.asarray(group)
+    station = np.asarray(station)
+    out = np.full(group.shape, GROUP_IGNORED, dtype=np.int64)
+    for name in ("VELO", "RICH1", "UT", "MAGNET", "RICH2", "ECAL", "HCAL"):
+        out[group == CONDITION_GROUPS[name]] = GROUPS[name]
+    for k in (1, 2, 3):
+        out[(group == CONDITION_GROUPS["T"]) & (station == k)] = GROUPS[f"T{k}"]
+    for k in (1, 2, 3, 4, 5):
+        out[(group == CONDITION_GROUPS["MUON"]) & (station == k)] = GROUPS[f"M{k}"]
+    return out
 
 
 class AcceptanceRules(NamedTuple):
@@ -145,12 +187,14 @@ def _flags(counts: np.ndarray, n_in_group: np.ndarray, rules: np.ndarray) -> tup
     if t:
         f |= 1 << 2
     # bits 3-6: groups that must be inside on every one of their planes
-    for bit, g in ((3, MAGNET), (4, RICH1), (5, RICH2), (6, ECAL)):
+    for bit, g in ((3, MAGNET), (4, RICH1), (5, RICH2), (6, ECAL), (15, HCAL)):
         if n_in_group[g] > 0 and counts[g] == n_in_group[g]:
             f |= 1 << bit
     for k in range(4):
         if counts[M2 + k] >= rules[3]:
             f |= 1 << (7 + k)
+    if counts[M1] >= rules[3]:
+        f |= 1 << 16
     if counts[M2] >= rules[3] and counts[M3] >= rules[3]:
         f |= 1 << 11
     kind = 0
@@ -301,10 +345,10 @@ def acceptance_reference(
             "UT": counts[UT] >= rules.min_ut,
             "T": all(counts[g] >= rules.min_t_station for g in (T1, T2, T3)),
         }
-        for name in ("MAGNET", "RICH1", "RICH2", "ECAL"):
+        for name in ("MAGNET", "RICH1", "RICH2", "ECAL", "HCAL"):
             g = GROUPS[name]
             has[name] = n_in_group[g] > 0 and counts[g] == n_in_group[g]
-        for name in ("M2", "M3", "M4", "M5"):
+        for name in ("M1", "M2", "M3", "M4", "M5"):
             has[name] = counts[GROUPS[name]] >= rules.min_muon_station
         has["MUON"] = has["M2"] and has["M3"]
         has["LONG"] = has["VELO"] and has["T"]

@@ -118,7 +118,9 @@ def _build_parser() -> argparse.ArgumentParser:
         default=None,
         help="output format (default: from the suffix, .parquet → parquet, else ROOT TTree)",
     )
-    gen.add_argument("--compression", default="zstd", help="zstd, zlib, lz4 or none")
+    gen.add_argument(
+        "--compression", default="zstd", help="zstd, zlib, lz4 or none (Parquet also snappy, gzip)"
+    )
     gen.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     lumi = gen.add_argument_group("luminous region (generators)")

@@ -13,7 +13,7 @@ from typing import Any
 import awkward as ak
 
 from lamarr_col.event.schema import SCHEMA_VERSION
-from lamarr_col.io.writers import open_writer
+from lamarr_col.io.writers import EventWriter, check_output, open_writer
 from lamarr_col.sources.base import Source
 
 __all__ = ["RunSummary", "generate", "read_events"]
@@ -80,16 +80,15 @@ def generate(
     """
     summary = RunSummary(output=str(output))
     unknown_before = Counter(source.stats.unknown_pids)  # a source may be reused across runs
+    metadata = _metadata(source, seed, run, first_event, settings or {})
+    check_output(output, format=format, compression=compression)  # fail before any work
+    writer: EventWriter | None = None  # opened with the first batch: no file if setup fails
     start = time.perf_counter()
-    writer = open_writer(
-        output,
-        _metadata(source, seed, run, first_event, settings or {}),
-        format=format,
-        compression=compression,
-    )
     try:
         size = batch_size or source.default_batch_size
         for batch in source.batches(n_events, size, seed=seed, run=run, first_event=first_event):
+            if writer is None:
+                writer = open_writer(output, metadata, format=format, compression=compression)
             writer.write(batch)
             summary.events += len(batch)
             summary.particles += int(ak.count(batch.mcparticles.pid))
@@ -98,11 +97,16 @@ def generate(
     except BaseException as err:
         summary.wall_time_s = time.perf_counter() - start
         _fill(summary, source, unknown_before)
-        path = writer.close(complete=False, summary=summary.as_dict())
-        err.add_note(
-            f"{writer.events_written} event(s) written before the error are kept in {path}"
-        )
+        if writer is None:
+            err.add_note("no event was written")
+        else:
+            path = writer.close(complete=False, summary=summary.as_dict())
+            err.add_note(
+                f"{writer.events_written} event(s) written before the error are kept in {path}"
+            )
         raise
+    if writer is None:  # a source without events still gives a valid, empty file
+        writer = open_writer(output, metadata, format=format, compression=compression)
     summary.wall_time_s = time.perf_counter() - start
     summary.complete = True
     _fill(summary, source, unknown_before)

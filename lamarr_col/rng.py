@@ -87,8 +87,27 @@ class EventKeys:
         return poisson_from_uniform(self.uniform(stream, events, counters), mean)
 
     def integer_seed(self, stream: str, event: int, counter: int, high: int = 900_000_000) -> int:
-        """A seed in [1, high] for an external generator (Pythia accepts up to 900 000 000)."""
-        return int(self.bits(stream, event, counter)[0] % np.uint64(high)) + 1
+        """A seed in [1, high] for an external generator (Pythia accepts up to 900 000 000).
+
+        A bijection of ``n_counters · event + counter`` (with ``counter < 2``) onto [0, high),
+        keyed by (run seed, stream): within one run no two (event, counter) pairs share a seed
+        for the first ``high / 2`` events. Different run seeds give unrelated permutations, so
+        their seeds coincide only by chance; a production should use one seed and disjoint
+        event ranges.
+        """
+        if not 0 <= counter < 2:
+            msg = f"counter must be 0 or 1, got {counter}"
+            raise ValueError(msg)
+        if not 0 <= event < high // 2:
+            msg = f"event number {event} is beyond the {high // 2} distinct external seeds"
+            raise ValueError(msg)
+        key = int(self.bits(stream, 0, 0)[0])
+        # multiplier coprime with high (900e6 = 2^8 3^2 5^8): odd, not a multiple of 3 or 5
+        a = (key >> 32) % high
+        while a % 2 == 0 or a % 3 == 0 or a % 5 == 0:
+            a += 1
+        b = key % high
+        return (a * (2 * event + counter) + b) % high + 1
 
 
 def poisson_from_uniform(u: npt.NDArray[np.float64], mean: float) -> npt.NDArray[np.int64]:

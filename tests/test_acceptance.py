@@ -162,6 +162,25 @@ def test_matches_reference(xy, groups, rules) -> None:
             np.testing.assert_array_equal(a, b, err_msg=name)
 
 
+def test_condition_set_planes_map_to_groups() -> None:
+    from lamarr_col.detector import conditions, load_conditions
+
+    assert dict(conditions.GROUPS) == acc.CONDITION_GROUPS
+    planes = load_conditions("lhcb-run3").planes()
+    group = acc.groups_from_conditions(planes["group"], planes["station"])
+    geo = PlaneGeometry(*(planes[k] for k in PlaneGeometry._fields[:6]), group)
+    counts = np.bincount(group[group >= 0], minlength=acc.N_GROUPS)
+    assert counts[GROUPS["UT"]] == 4
+    assert counts[GROUPS["T1"]] == counts[GROUPS["T2"]] == counts[GROUPS["T3"]] == 4
+    assert counts[GROUPS["M1"]] == 0
+    assert counts[GROUPS["M5"]] == 1
+    assert np.all(group[planes["group"] == acc.CONDITION_GROUPS["ABSORBER"]] == -1)
+    z = np.asarray(planes["z"], dtype=np.float64)
+    out = acc.acceptance((0.08 * z)[None], (0.06 * z)[None], geo)
+    assert out.track_type[0] == TRACK_TYPES["LONG"]
+    assert _has(int(out.flags[0]), "RICH1", "RICH2", "ECAL", "HCAL", "MUON", "M4", "M5")
+
+
 def test_kernel_throughput_smoke() -> None:
     # a sanity guard, not a benchmark: 20 000 particles through 58 planes in well under 1 s
     rng = np.random.default_rng(3)

@@ -468,10 +468,8 @@ def test_parse_failure_keeps_the_complete_event_before_it(tmp_path):
     starts = [k for k, line in enumerate(lines) if line.startswith("E ")]
     lines[starts[1] + 3] = "P garbage"  # inside the second GenEvent
     path.write_text("\n".join(lines) + "\n")
-    got = []
-    with pytest.raises(InputError, match="1 complete event"):
-        for batch in HepMCSource(path, group_by="none").batches(None, 10):
-            got.append(batch)
+    got, error = _collect(HepMCSource(path, group_by="none"))
+    assert "1 complete event" in str(error)
     assert [b.event.to_list() for b in got] == [[1]]
 
 
@@ -479,8 +477,16 @@ def test_bad_event_keeps_the_good_ones_before_it(tmp_path):
     bad = simple_collision(3)
     bad.p4[2, 0] = np.nan
     path = write_hepmc(tmp_path / "g.hepmc", [simple_collision(1), simple_collision(2), bad])
-    got = []
-    with pytest.raises(InputError, match="event 3"):
-        for batch in HepMCSource(path, group_by="none").batches(None, 10):
-            got.append(batch)
+    got, error = _collect(HepMCSource(path, group_by="none"))
+    assert "event 3" in str(error)
     assert [b.event.to_list() for b in got] == [[1, 2]]
+
+
+def _collect(source: HepMCSource) -> tuple[list[ak.Array], InputError | None]:
+    """The batches a source yields before it fails, and its error."""
+    got: list[ak.Array] = []
+    try:
+        got.extend(source.batches(None, 10))
+    except InputError as err:
+        return got, err
+    return got, None

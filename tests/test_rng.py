@@ -75,3 +75,13 @@ def test_luminous_region_spread():
     assert v["x"].std() == pytest.approx(0.035, rel=0.02)
     with pytest.raises(ValueError, match="sigma_z"):
         LuminousRegion(sigma_z=-1)
+
+
+def test_external_seeds_never_repeat_within_a_run():
+    keys = EventKeys(0)
+    seeds = {keys.integer_seed("pythia", e, c) for e in range(50_000) for c in (0, 1)}
+    assert len(seeds) == 100_000
+    assert all(1 <= s <= 900_000_000 for s in seeds)
+    assert keys.integer_seed("pythia", 5, 0) != EventKeys(1).integer_seed("pythia", 5, 0)
+    with pytest.raises(ValueError, match="beyond"):
+        keys.integer_seed("pythia", 450_000_000, 0)

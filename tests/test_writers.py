@@ -102,7 +102,7 @@ def test_bad_writer_options(tmp_path):
         open_writer(tmp_path / "x", {}, format="csv")
     with pytest.raises(ConfigError, match="does not exist"):
         open_writer(tmp_path / "nodir" / "x.root", {})
-    with pytest.raises(ConfigError, match="unknown compression"):
+    with pytest.raises(ConfigError, match="unknown ROOT compression"):
         open_writer(tmp_path / "x.root", {}, compression="brotli")
 
 

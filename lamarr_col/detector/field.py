@@ -45,7 +45,7 @@ def dipole_profile(
 
     z1, z2 = z_center - flat_length / 2, z_center + flat_length / 2
     s = math.sqrt(2.0) * fringe_sigma
-    return b0 * 0.5 * (erf((z - z1) / s) - erf((z - z2) / s))
+    return np.asarray(b0 * 0.5 * (erf((z - z1) / s) - erf((z - z2) / s)), dtype=np.float64)
 
 
 @dataclass(frozen=True)
@@ -97,7 +97,7 @@ class FieldMap:
 
     @property
     def z(self) -> npt.NDArray[np.float64]:
-        return self.z0 + self.dz * np.arange(len(self.by))
+        return self.z0 + self.dz * np.arange(len(self.by), dtype=np.float64)
 
     def integral(self, z_from: float = -math.inf, z_to: float = math.inf) -> float:
         """∫ B_y dz on the axis between two planes, in T·mm (trapezoidal on the table)."""

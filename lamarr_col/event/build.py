@@ -10,7 +10,7 @@ re-attached to the dropped particle's mother, and the ids are counted for the ru
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import awkward as ak
 import numpy as np
@@ -58,22 +58,32 @@ def make_batch_until_bad(
     Returns ``(batch, None)`` when all is well, ``(batch_before_or_None, error)`` otherwise; the
     caller yields the batch and then raises the error, so no good event is lost.
     """
-    kwargs = {"run": run, "event": event, "n_collisions": n_collisions, "origin": origin}
     try:
-        return make_batch(counts=counts, particles=particles, **kwargs), None
+        batch = make_batch(
+            run=run,
+            event=event,
+            n_collisions=n_collisions,
+            counts=counts,
+            particles=particles,
+            origin=origin,
+        )
     except BadEventError as err:
         k = err.event_index
         if k == 0:
             return None, err
         counts = np.asarray(counts, dtype=np.int64)
         n = int(counts[:k].sum())
-        head = {
-            key: (np.asarray(v)[:k] if np.ndim(v) else v)
-            for key, v in kwargs.items()
-            if key != "origin"
-        }
-        cols = {key: np.asarray(v)[:n] for key, v in particles.items()}
-        return make_batch(counts=counts[:k], particles=cols, origin=origin, **head), err
+        runs = np.asarray(run)
+        before = make_batch(
+            run=runs[:k] if runs.ndim else runs,
+            event=np.asarray(event)[:k],
+            n_collisions=np.asarray(n_collisions)[:k],
+            counts=counts[:k],
+            particles={key: np.asarray(v)[:n] for key, v in particles.items()},
+            origin=origin,
+        )
+        return before, err
+    return batch, None
 
 
 def _where(origin: str | None) -> str:
@@ -135,30 +145,34 @@ def _first_problem(
         # loose enough for files written with 6-7 significant digits, tight enough to catch a
         # momentum component lost by a parser (worth more than ~0.3 % of the energy)
         bad_shell = np.abs(off_shell) > 1e-5 * e * e + 1.0
-    checks = [
-        (~np.isfinite(cols[f]), lambda i, f=f: f"mcparticles.{f} is {cols[f][i]}")
-        for f in _FINITE_FIELDS
+
+    def value_of(name: str) -> Callable[[int], str]:
+        return lambda i: f"mcparticles.{name} is {cols[name][i]}"
+
+    checks: list[tuple[np.ndarray, Callable[[int], str]]] = [
+        (~np.isfinite(cols[f]), value_of(f)) for f in _FINITE_FIELDS
     ]
-    checks += [
-        (np.isinf(cols[f]), lambda i, f=f: f"mcparticles.{f} is {cols[f][i]}")
-        for f in _NO_INF_FIELDS
-    ]
-    checks += [
+    checks += [(np.isinf(cols[f]), value_of(f)) for f in _NO_INF_FIELDS]
+    checks.append(
         (
             (mother < -1) | (mother >= counts[ev]) | (mother == local),
             lambda i: (
                 f"mcparticles.mother is {mother[i]} (the event has {counts[ev[i]]} particles)"
             ),
-        ),
+        )
+    )
+    checks.append(
         (
             (status != STATUS_FINAL) & (status != STATUS_DECAYED),
             lambda i: f"mcparticles.status is {status[i]} (1 = final, 2 = decayed)",
-        ),
+        )
+    )
+    checks.append(
         (
             (coll < 0) | (coll >= n_collisions[ev]),
             lambda i: f"mcparticles.collision is {coll[i]} (n_collisions {n_collisions[ev[i]]})",
-        ),
-    ]
+        )
+    )
     checks.append(
         (
             bad_shell,

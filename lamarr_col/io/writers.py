@@ -27,7 +27,7 @@ import numpy as np
 from lamarr_col.errors import ConfigError
 from lamarr_col.event.schema import COLLECTIONS, EVENT_FIELDS
 
-__all__ = ["FORMATS", "EventWriter", "open_writer", "partial_path"]
+__all__ = ["FORMATS", "EventWriter", "check_output", "open_writer", "partial_path"]
 
 TREE_NAME = "events"
 METADATA_KEY = "metadata"
@@ -48,12 +48,7 @@ class EventWriter(abc.ABC):
         self, path: str | os.PathLike[str], metadata: dict[str, Any], compression: str = "zstd"
     ) -> None:
         self.path = Path(path)
-        if self.path.is_dir():
-            msg = f"output {self.path} is a directory"
-            raise ConfigError(msg)
-        if not self.path.parent.exists():
-            msg = f"output directory {self.path.parent} does not exist"
-            raise ConfigError(msg)
+        _check_path(self.path)
         self.partial = partial_path(self.path)
         self.compression = compression
         self.metadata = dict(metadata)
@@ -100,6 +95,46 @@ class EventWriter(abc.ABC):
     def _finish(self, metadata_json: str) -> None: ...
 
 
+def _check_path(path: Path) -> None:
+    if path.is_dir():
+        msg = f"output {path} is a directory"
+        raise ConfigError(msg)
+    if not path.parent.is_dir():
+        msg = f"output directory {path.parent} does not exist"
+        raise ConfigError(msg)
+    if not os.access(path.parent, os.W_OK):
+        msg = f"output directory {path.parent} is not writable"
+        raise ConfigError(msg)
+    if partial_path(path).is_dir():
+        msg = f"{partial_path(path)} is a directory; remove it or choose another output name"
+        raise ConfigError(msg)
+
+
+def _create(make: Any, path: Path) -> Any:
+    """Open a file for writing, turning OS failures into one clear error."""
+    try:
+        return make()
+    except OSError as err:
+        msg = f"cannot write {path}: {err.strerror or err}"
+        raise ConfigError(msg) from None
+
+
+def check_output(
+    path: str | os.PathLike[str],
+    *,
+    format: str | None = None,
+    compression: str = "zstd",
+) -> None:
+    """Raise :class:`ConfigError` now if ``path``, ``format`` or ``compression`` cannot work."""
+    path = Path(path)
+    _check_path(path)
+    fmt = _format_for(path, format)
+    if fmt == "parquet":
+        _parquet_compression(compression)
+    else:
+        _compression(compression)
+
+
 def _json_default(obj: Any) -> Any:
     if isinstance(obj, np.generic):
         return obj.item()
@@ -109,12 +144,28 @@ def _json_default(obj: Any) -> Any:
     raise TypeError(msg)
 
 
+def _parquet_compression(name: str) -> str:
+    """Arrow's codec name for a compression option (``zlib`` is Parquet's gzip)."""
+    table = {
+        "zstd": "zstd",
+        "zlib": "gzip",
+        "gzip": "gzip",
+        "lz4": "lz4",
+        "snappy": "snappy",
+        "none": "none",
+    }
+    if name not in table:
+        msg = f"unknown Parquet compression {name!r}; choose one of {', '.join(table)}"
+        raise ConfigError(msg)
+    return table[name]
+
+
 def _compression(name: str) -> Any:
     import uproot
 
     table = {"zstd": uproot.ZSTD(1), "zlib": uproot.ZLIB(1), "lz4": uproot.LZ4(1), "none": None}
     if name not in table:
-        msg = f"unknown compression {name!r}; choose one of {', '.join(table)}"
+        msg = f"unknown ROOT compression {name!r}; choose one of {', '.join(table)}"
         raise ConfigError(msg)
     return table[name]
 
@@ -130,7 +181,10 @@ class TTreeWriter(EventWriter):
         import uproot
 
         super().__init__(path, metadata, compression)
-        self._file = uproot.recreate(self.partial, compression=_compression(compression))
+        self._file = _create(
+            lambda: uproot.recreate(self.partial, compression=_compression(compression)),
+            self.partial,
+        )
         from lamarr_col.event.build import empty_batch
 
         template = empty_batch()
@@ -161,7 +215,10 @@ class RNTupleWriter(EventWriter):
         import uproot
 
         super().__init__(path, metadata, compression)
-        self._file = uproot.recreate(self.partial, compression=_compression(compression))
+        self._file = _create(
+            lambda: uproot.recreate(self.partial, compression=_compression(compression)),
+            self.partial,
+        )
         self._ntuple: Any = None
 
     def _write(self, batch: ak.Array) -> None:
@@ -183,12 +240,7 @@ class ParquetWriter(EventWriter):
         self, path: str | os.PathLike[str], metadata: dict[str, Any], compression: str = "zstd"
     ) -> None:
         super().__init__(path, metadata, compression)
-        if compression not in ("zstd", "lz4", "none", "snappy", "gzip"):
-            msg = (
-                f"unknown Parquet compression {compression!r}; choose zstd, lz4, snappy, gzip, none"
-            )
-            raise ConfigError(msg)
-        self._compression = compression
+        self._compression = _parquet_compression(compression)
         self._writer: Any = None
 
     def _write(self, batch: ak.Array) -> None:
@@ -196,8 +248,9 @@ class ParquetWriter(EventWriter):
 
         table = ak.to_arrow_table(batch, extensionarray=False)
         if self._writer is None:
-            self._writer = pq.ParquetWriter(
-                self.partial, table.schema, compression=self._compression
+            self._writer = _create(
+                lambda: pq.ParquetWriter(self.partial, table.schema, compression=self._compression),
+                self.partial,
             )
         self._writer.write_table(table)
 
@@ -231,9 +284,13 @@ def open_writer(
     compression: str = "zstd",
 ) -> EventWriter:
     """A writer for ``path``; the format defaults from the suffix (``.parquet`` → Parquet)."""
+    return FORMATS[_format_for(Path(path), format)](path, metadata, compression=compression)
+
+
+def _format_for(path: Path, format: str | None) -> str:
     if format is None:
-        format = "parquet" if Path(path).suffix in (".parquet", ".pq") else "root"
+        return "parquet" if path.suffix in (".parquet", ".pq") else "root"
     if format not in FORMATS:
         msg = f"unknown output format {format!r}; choose one of {', '.join(FORMATS)}"
         raise ConfigError(msg)
-    return FORMATS[format](path, metadata, compression=compression)
+    return format

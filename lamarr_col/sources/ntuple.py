@@ -128,6 +128,11 @@ class ColumnMap:
         }
 
 
+def _one_line(err: BaseException) -> str:
+    """A library's error message on one line (uproot's can span several)."""
+    return " ".join(str(err).split()) or type(err).__name__
+
+
 class NtupleSource(Source):
     """Events from a ROOT (TTree or RNTuple) or Parquet ntuple, through a :class:`ColumnMap`."""
 
@@ -143,6 +148,8 @@ class NtupleSource(Source):
             msg = f"input file {self.path} is empty"
             raise InputError(msg)
         self.columns = columns or ColumnMap()
+        # a user's map must name existing branches; lamarr-col's own layout may omit fields
+        self._strict = columns is not None
         from lamarr_col.sources.open import file_kind
 
         self.file_format = file_kind(self.path)
@@ -179,18 +186,24 @@ class NtupleSource(Source):
         try:
             file = uproot.open(self.path)
         except Exception as err:
-            msg = f"{self.path} is not a readable ROOT file: {err}"
+            msg = f"{self.path} is not a readable ROOT file: {_one_line(err)}"
             raise InputError(msg) from None
         with file:
-            if self.columns.tree not in file:
+            try:
                 keys = sorted({k.split(";")[0] for k in file.keys()})  # noqa: SIM118
-                msg = f"{self.path} has no tree {self.columns.tree!r}; it holds {keys}"
-                raise InputError(msg)
-            obj = file[self.columns.tree]
-            total = obj.num_entries
+                if self.columns.tree not in keys:
+                    msg = f"{self.path} has no tree {self.columns.tree!r}; it holds {keys}"
+                    raise InputError(msg)
+                obj = file[self.columns.tree]
+                total = obj.num_entries
+                is_rntuple = "RNTuple" in type(obj).__name__
+                available = self._available(obj, is_rntuple)
+            except InputError:
+                raise
+            except Exception as err:  # truncated or damaged file structure
+                msg = f"{self.path} is damaged or truncated: {_one_line(err)}"
+                raise InputError(msg) from None
             stop = total if stop is None else min(stop, total)
-            is_rntuple = "RNTuple" in type(obj).__name__
-            available = self._available(obj, is_rntuple)
             wanted = [n for n in self._names() if n in available]
             self._check_required(available)
             for begin in range(start, stop, step):
@@ -203,7 +216,7 @@ class NtupleSource(Source):
                         arr = obj.arrays(wanted, entry_start=begin, entry_stop=end, library="ak")
                         chunk = {n: arr[n] for n in wanted}
                 except Exception as err:
-                    msg = f"{self.path}: cannot read entries {begin}-{end}: {err}"
+                    msg = f"{self.path}: cannot read entries {begin}-{end}: {_one_line(err)}"
                     raise InputError(msg) from None
                 yield begin, chunk
 
@@ -239,22 +252,30 @@ class NtupleSource(Source):
         try:
             meta = pq.read_metadata(self.path)
         except Exception as err:
-            msg = f"{self.path} is not a readable Parquet file: {err}"
+            msg = f"{self.path} is not a readable Parquet file: {_one_line(err)}"
             raise InputError(msg) from None
         total = meta.num_rows
         stop = total if stop is None else min(stop, total)
         sizes = [meta.row_group(i).num_rows for i in range(meta.num_row_groups)]
-        bounds = np.concatenate([[0], np.cumsum(sizes)])
+        bounds = np.concatenate([[0], np.cumsum(sizes)]).astype(int)
+        # each row group is read once: a buffer holds the rows not yet handed out
+        group = int(np.searchsorted(bounds, start, side="right")) - 1
+        buffer: ak.Array | None = None
+        buffer_start = int(bounds[max(group, 0)])
         first = True
         for begin in range(start, stop, step):
             end = min(begin + step, stop)
-            groups = [i for i in range(len(sizes)) if bounds[i] < end and bounds[i + 1] > begin]
-            try:
-                arr = ak.from_parquet(self.path, row_groups=groups)
-            except Exception as err:
-                msg = f"{self.path}: cannot read rows {begin}-{end}: {err}"
-                raise InputError(msg) from None
-            arr = arr[begin - bounds[groups[0]] : end - bounds[groups[0]]]
+            while buffer_start + (0 if buffer is None else len(buffer)) < end:
+                try:
+                    rows = ak.from_parquet(self.path, row_groups=[group])
+                except Exception as err:
+                    msg = f"{self.path}: cannot read row group {group}: {_one_line(err)}"
+                    raise InputError(msg) from None
+                buffer = rows if buffer is None else ak.concatenate([buffer, rows])
+                group += 1
+            assert buffer is not None
+            arr = buffer[begin - buffer_start : end - buffer_start]
+            buffer, buffer_start = buffer[end - buffer_start :], end
             chunk = self._flatten_nested(arr)
             if first:
                 self._check_required(set(chunk))
@@ -262,7 +283,8 @@ class NtupleSource(Source):
             yield begin, chunk
 
     def _check_required(self, available: set[str]) -> None:
-        for name in (self.columns.particles[f] for f in _REQUIRED):
+        names = self._names() if self._strict else [self.columns.particles[f] for f in _REQUIRED]
+        for name in names:
             if name not in available:
                 close = difflib.get_close_matches(name, sorted(available), n=3)
                 hint = f"; did you mean {', '.join(close)}?" if close else ""

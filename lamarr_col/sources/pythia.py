@@ -59,7 +59,7 @@ def _make_pythia(lines: Sequence[str], what: str) -> Any:
 
     pythia = pythia8mc.Pythia("", False)
     for line in lines:
-        if not pythia.readString(line):
+        if not pythia.readString(line, False):  # False: no Pythia printout, we report it
             msg = f"Pythia rejected the {what} setting {line!r}"
             raise ConfigError(msg)
     if not pythia.init():
