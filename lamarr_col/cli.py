@@ -19,7 +19,16 @@ from lamarr_col.errors import ConfigError, LamarrError
 __all__ = ["main"]
 
 _PROG = "lamarr-col"
-_DEFAULT_GUN_PT = "exp:1500"
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Show defaults, except where there is none to show (None, False, required options)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        default = action.default
+        if default is None or default is False or default in ([], {}) or action.required:
+            return action.help
+        return super()._get_help_string(action)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -82,7 +91,7 @@ def _build_parser() -> argparse.ArgumentParser:
             "Generate events (particle gun, Pythia8) or read them (HepMC2/3, ROOT, Parquet) "
             "and write them in the lamarr_col event model. Units: MeV, mm, ns."
         ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_HelpFormatter,
     )
     gen.add_argument(
         "--source",
@@ -169,7 +178,7 @@ def _build_parser() -> argparse.ArgumentParser:
         "--p", default=None, help="momentum distribution (MeV), e.g. 'flat:2000:100000'"
     )
     gun.add_argument(
-        "--pt", default=None, help=f"pT distribution (MeV); {_DEFAULT_GUN_PT} unless --p is given"
+        "--pt", default=None, help="pT distribution (MeV); exp:1500 unless --p is given"
     )
     gun.add_argument("--eta", default="flat:2:5", help="pseudorapidity distribution")
     gun.add_argument("--phi", default=None, help="azimuth distribution (rad), default flat 0–2π")
@@ -214,6 +223,40 @@ def _luminous_region(values: dict[str, float]) -> Any:
         raise ConfigError(f"--luminous-region: {err}") from None
 
 
+#: Options that only make sense for some sources (argparse dest → sources).
+_OPTION_SOURCES = {
+    "preset": ("pythia",),
+    "sqrt_s": ("pythia",),
+    "pileup": ("pythia",),
+    "fixed_pileup": ("pythia",),
+    "pythia_setting": ("pythia",),
+    "pythia_cmnd": ("pythia",),
+    "pileup_setting": ("pythia",),
+    "species": ("gun",),
+    "p": ("gun",),
+    "pt": ("gun",),
+    "eta": ("gun",),
+    "phi": ("gun",),
+    "multiplicity": ("gun",),
+    "decay": ("gun",),
+    "luminous_region": ("gun", "pythia"),
+    "column_map": ("file",),
+    "hepmc_grouping": ("file",),
+}
+
+
+def _check_options_fit_source(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """A source option given for another source is a mistake, not something to ignore."""
+    kind = args.source if args.source in ("gun", "pythia") else "file"
+    defaults = parser.parse_args([args.command, "--output", "-"])
+    for dest, kinds in _OPTION_SOURCES.items():
+        if kind not in kinds and getattr(args, dest) != getattr(defaults, dest):
+            flag = "--" + dest.replace("_", "-")
+            where = " or ".join("an input file" if k == "file" else f"--source {k}" for k in kinds)
+            msg = f"{flag} applies to {where}, not to --source {args.source}"
+            raise ConfigError(msg)
+
+
 def _source_options(args: argparse.Namespace) -> dict[str, Any]:
     if args.source == "pythia":
         from lamarr_col.sources.beam import RUN3_PILEUP, PileUp
@@ -245,9 +288,9 @@ def _source_options(args: argparse.Namespace) -> dict[str, Any]:
         import math
 
         return {
-            "species": args.species if args.species or args.decay else "pi+",
+            "species": args.species,
             "p": args.p,
-            "pt": args.pt if args.pt is not None or args.p is not None else _DEFAULT_GUN_PT,
+            "pt": args.pt,
             "eta": args.eta,
             "phi": args.phi if args.phi is not None else f"flat:0:{2 * math.pi!r}",
             "multiplicity": args.multiplicity,
@@ -275,6 +318,13 @@ def _generate(args: argparse.Namespace) -> int:
     if n_events is None and args.source in GENERATORS:
         n_events = 1000
     source = open_source(args.source, **_source_options(args))
+    grouping = getattr(source, "group_by", "none")
+    if args.hepmc_grouping == "auto" and grouping != "none":
+        print(
+            f"note: HepMC GenEvents grouped into bunch crossings by {grouping!r} "
+            "(chosen from the event numbers; --hepmc-grouping none keeps one per event)",
+            file=sys.stderr,
+        )
     settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
     with tqdm(
         total=n_events,
@@ -315,6 +365,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.command == "generate":
+            _check_options_fit_source(parser, args)
             return _generate(args)
     except LamarrError as err:
         notes = " ".join(getattr(err, "__notes__", []))

@@ -170,7 +170,17 @@ def test_truncated_hepmc_keeps_complete_events(tmp_path, capsys):
     cut = tmp_path / "cut.hepmc"
     cut.write_bytes(data[: int(len(data) * 0.7)])
     out = tmp_path / "o.root"
-    code, _, err = _run(capsys, "generate", "--source", str(cut), "-o", str(out), "--no-progress")
+    code, _, err = _run(
+        capsys,
+        "generate",
+        "--source",
+        str(cut),
+        "-o",
+        str(out),
+        "--no-progress",
+        "--hepmc-grouping",
+        "gauss",
+    )
     assert code == 2
     assert err.count("\n") == 1
     assert str(cut) in err

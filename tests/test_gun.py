@@ -253,7 +253,6 @@ def test_descriptor_parsing_handles_names_with_parentheses() -> None:
         ({"pt": "gauss:1"}, r"^pt: .*allowed forms"),
         ({"pt": "flat:-5:5"}, r"^pt: "),
         ({"p": "exp:1000"}, r"^p/pt: "),
-        ({"pt": None}, r"^p/pt: "),
         ({"eta": "flat:5:2"}, r"^eta: "),
         ({"phi": "flat"}, r"^phi: "),
         ({"multiplicity": "many"}, r"^multiplicity: .*poisson:MEAN"),

@@ -91,7 +91,9 @@ class PdgTable:
         from particle.converters import EvtGenName2PDGIDBiMap
 
         # the bimap keeps its EvtGen names in a private dict; no EvtGen hints if that changes
-        candidates = [*self.by_name, *getattr(EvtGenName2PDGIDBiMap, "_to_map", {})]
+        candidates = list(
+            dict.fromkeys([*self.by_name, *getattr(EvtGenName2PDGIDBiMap, "_to_map", {})])
+        )
         close = difflib.get_close_matches(name, candidates, n=3)
         hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
         msg = f"unknown particle name {name!r}{hint}"

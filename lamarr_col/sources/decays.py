@@ -172,7 +172,7 @@ def _particle(name: str, where: str, pid: int | None = None) -> tuple[int, float
     return pid, mass, (0.0 if np.isnan(lifetime) else lifetime)
 
 
-def _is_parton(pid: int) -> bool:
+def is_parton(pid: int) -> bool:
     a = abs(pid)
     # quarks, gluon, diquarks (xy0s) and generator-internal codes (strings, clusters)
     return 0 < a < 10 or a == 21 or (1000 < a < 6000 and (a // 10) % 10 == 0) or 81 <= a <= 100
@@ -306,7 +306,7 @@ def _check_decay(
 ) -> None:
     if np.isinf(lifetime):
         raise ConfigError(f"{where}: {name!r} is stable in the PDG table and cannot decay")
-    parton = [d.name for d in daughters if _is_parton(d.pid)]
+    parton = [d.name for d in daughters if is_parton(d.pid)]
     if parton:
         raise ConfigError(f"{where}: partons {parton} cannot be decay products in phase space")
     charges = pdg_table().charge_of([pid, *(d.pid for d in daughters)])
@@ -406,7 +406,7 @@ def decays_from_dec_file(
             return built[name]
         # EvtGen pseudo-particles (rndmflav, Xsu) and states the PDG table lacks get pid 0
         pid = pid_of(name) if name in wanted else (pid_or_none(name) or 0)
-        if pid == 0 or _is_parton(pid) or not np.isfinite(pdg_table().mass_of(pid)):
+        if pid == 0 or is_parton(pid) or not np.isfinite(pdg_table().mass_of(pid)):
             # kept as a leaf without a mass: the modes it appears in are dropped below
             made = DecayNode(name, pid, np.nan, 0.0)
             built[name] = made
@@ -427,7 +427,7 @@ def decays_from_dec_file(
             unknown = [d.name for d in daughters if d.pid == 0]
             if unknown:
                 dropped.append(f"{label} (not in the PDG table: {', '.join(unknown)})")
-            elif any(_is_parton(d.pid) for d in daughters):
+            elif any(is_parton(d.pid) for d in daughters):
                 dropped.append(f"{label} (partons in the final state)")
             elif any(np.isnan(d.mass) for d in daughters):
                 dropped.append(f"{label} (a daughter without PDG mass)")

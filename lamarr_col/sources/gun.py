@@ -43,10 +43,19 @@ from lamarr_col.rng import EventKeys, poisson_from_uniform
 from lamarr_col.sources import phasespace
 from lamarr_col.sources.base import Source
 from lamarr_col.sources.beam import LuminousRegion
-from lamarr_col.sources.decays import Decays, FlatDecays, parse_decay_option, resolve_name
+from lamarr_col.sources.decays import (
+    Decays,
+    FlatDecays,
+    is_parton,
+    parse_decay_option,
+    resolve_name,
+)
 from lamarr_col.sources.distributions import Distribution, Flat, parse_distribution
 
 __all__ = ["Multiplicity", "ParticleGun", "parse_multiplicity", "parse_species"]
+
+#: Transverse-momentum distribution used when neither p nor pt is given (MeV).
+DEFAULT_PT = "exp:1500"
 
 #: Candidate number reserved (per decaying particle) for its decay time and mode choice.
 _OWN_CANDIDATE = phasespace.MAX_CANDIDATES - 1
@@ -105,8 +114,13 @@ def _species_pid(item: str | int) -> int:
         pid = int(item)
         if not bool(pdg_table().known(pid)):
             raise ConfigError(f"species: unknown PDG id {pid}")
+        if is_parton(pid):
+            raise ConfigError(f"species: {pid} is a parton, not a particle a detector sees")
         return pid
-    return resolve_name(str(item).strip(), "species")
+    pid = resolve_name(str(item).strip(), "species")
+    if is_parton(pid):
+        raise ConfigError(f"species: {item!r} is a parton, not a particle a detector sees")
+    return pid
 
 
 def parse_species(
@@ -217,7 +231,7 @@ class ParticleGun(Source):
     @classmethod
     def from_strings(
         cls,
-        species: str | None,
+        species: str | None = None,
         p: str | None = None,
         pt: str | None = None,
         eta: str | None = "flat:2:5",
@@ -228,21 +242,32 @@ class ParticleGun(Source):
     ) -> ParticleGun:
         """A gun from CLI option strings (forms in the module docstring).
 
-        ``species=None`` with a decay shoots the decay's mothers with equal weights.
+        Defaults: ``pt="exp:1500"`` when neither p nor pt is given; ``species=None`` shoots the
+        mothers of the decay descriptors (not their charge conjugates) with equal weights, or
+        ``pi+`` when there is no decay either.
         """
         if p is not None and pt is not None:
             raise ConfigError("p/pt: give exactly one of p and pt, not both")
         if p is None and pt is None:
-            raise ConfigError("p/pt: give one of p and pt (e.g. pt='exp:1500')")
+            pt = DEFAULT_PT
         if species is None and decay is None:
-            raise ConfigError("species: give the gun species (e.g. 'pi+:0.6,K+:0.4') or a decay")
+            species = "pi+"
+        if species is None and isinstance(decay, str) and decay.strip().endswith(".dec"):
+            raise ConfigError(
+                f"decay: with a decay file, name the mother ({decay}:MOTHER) or give --species"
+            )
         species_map = parse_species(species) if species is not None else None
         decays = None
         if decay is not None:
             decays = parse_decay_option(decay, species=list(species_map or ()))
         if species_map is None:
             assert decays is not None
-            species_map = dict.fromkeys(list(decays.roots)[:1], 1.0)
+            mothers: list[int] = []
+            for pid in decays.roots:  # the descriptors' mothers come first, conjugates after
+                if -pid in mothers:
+                    break
+                mothers.append(pid)
+            species_map = dict.fromkeys(mothers, 1.0)
         return cls(
             species_map,
             p=parse_distribution(p, "p") if p is not None else None,
