@@ -1,0 +1,177 @@
+"""Fused single-kick propagation and geometric acceptance: one pass per particle, no (n, planes)
+intermediate arrays (the flash path's hot loop).
+
+Per particle: the kink from :func:`lamarr_col.kernels.single_kick._kick`, then plane by plane
+the position (straight before the kink, straight after), whether the particle is there at all
+(the plane lies between its origin ``states[i, 2]`` and ``z_end[i]``), whether it is inside the
+plane's active area (as :mod:`lamarr_col.kernels.acceptance`), the per-group counts, the magnet
+aperture gate and the flags. It also returns the (x, y, tx, ty) at a few extra planes
+(``z_extra``) for later steps. A magnet-aperture plane upstream of a particle's origin counts as
+passed (a particle born after the magnet can still make a T track). Equivalent to ``propagate_to_planes`` + masking + ``acceptance``
+(:func:`propagate_and_accept_reference`, compared in the tests).
+"""
+
+from __future__ import annotations
+
+import numba as nb
+import numpy as np
+
+from .acceptance import MAGNET, N_GROUPS, PlaneGeometry, _flags, acceptance_reference
+from .single_kick import _kick, propagate_to_planes_reference
+
+__all__ = ["propagate_and_accept", "propagate_and_accept_reference"]
+
+
+@nb.njit(cache=True, inline="always")
+def _position(
+    z: float,
+    x0: float,
+    y0: float,
+    z0: float,
+    tx: float,
+    ty: float,
+    zk: float,
+    kicked: bool,
+    tx1: float,
+    ty1: float,
+    dy: float,
+) -> tuple:
+    if z < zk or not kicked:
+        return x0 + tx * (z - z0), y0 + ty * (z - z0), tx, ty
+    xk = x0 + tx * (zk - z0)
+    yk = y0 + ty * (zk - z0) + dy
+    return xk + tx1 * (z - zk), yk + ty1 * (z - zk), tx1, ty1
+
+
+@nb.njit(cache=True, parallel=True)
+def propagate_and_accept_kernel(
+    states: np.ndarray,
+    z_end: np.ndarray,
+    z_planes: np.ndarray,
+    x_max: np.ndarray,
+    y_max: np.ndarray,
+    r_min: np.ndarray,
+    r_max: np.ndarray,
+    hole_x: np.ndarray,
+    hole_y: np.ndarray,
+    group: np.ndarray,
+    rules: np.ndarray,
+    z_kick: np.ndarray,
+    kick_x: np.ndarray,
+    kick_y: np.ndarray,
+    y_offset: np.ndarray,
+    z_extra: np.ndarray,
+    flags: np.ndarray,
+    track_type: np.ndarray,
+    extra: np.ndarray,
+) -> None:
+    """states (n, 6) [x, y, z, tx, ty, qop]; z_end (n,) mm (inf: stable); plane arrays (p,);
+    rules (4,) int64; kick coefficients (6, 6, 5, 2); z_extra (k,) mm → flags (n,) uint32,
+    track_type (n,) int8, extra (n, k, 4) = x, y, tx, ty (NaN where the particle is not)."""
+    n_planes = z_planes.shape[0]
+    r_min2 = r_min * r_min
+    r_max2 = r_max * r_max
+    n_in_group = np.zeros(N_GROUPS, dtype=np.int64)
+    for j in range(n_planes):
+        if group[j] >= 0:
+            n_in_group[group[j]] += 1
+    for i in nb.prange(states.shape[0]):
+        x0, y0, z0 = states[i, 0], states[i, 1], states[i, 2]
+        tx, ty = states[i, 3], states[i, 4]
+        zk, tx1, ty1, dy = _kick(tx, ty, states[i, 5], z_kick, kick_x, kick_y, y_offset)
+        kicked = z0 < zk
+        c = np.zeros(N_GROUPS, dtype=np.int64)
+        for j in range(n_planes):
+            z = z_planes[j]
+            g = group[j]
+            if g == MAGNET and z < z0:
+                c[g] += 1  # born downstream of this aperture: it cannot stop the particle
+                continue
+            if not ((z >= z0) & (z <= z_end[i])):
+                continue
+            xv, yv, _, _ = _position(z, x0, y0, z0, tx, ty, zk, kicked, tx1, ty1, dy)
+            ax, ay = abs(xv), abs(yv)
+            r2 = xv * xv + yv * yv
+            ok = (
+                (ax <= x_max[j])
+                & (ay <= y_max[j])
+                & (r2 >= r_min2[j])
+                & (r2 <= r_max2[j])
+                & ((ax >= hole_x[j]) | (ay >= hole_y[j]))
+            )
+            if ok and g >= 0:
+                c[g] += 1
+        if c[MAGNET] < n_in_group[MAGNET]:
+            for g in range(MAGNET + 1, N_GROUPS):
+                c[g] = 0
+        f, kind = _flags(c, n_in_group, rules)
+        flags[i] = f
+        track_type[i] = kind
+        for k in range(z_extra.shape[0]):
+            z = z_extra[k]
+            if (z >= z0) & (z <= z_end[i]):
+                xv, yv, txv, tyv = _position(z, x0, y0, z0, tx, ty, zk, kicked, tx1, ty1, dy)
+                extra[i, k, 0], extra[i, k, 1], extra[i, k, 2], extra[i, k, 3] = xv, yv, txv, tyv
+            else:
+                extra[i, k, :] = np.nan
+
+
+def propagate_and_accept(
+    states: np.ndarray,
+    z_end: np.ndarray,
+    z_planes: np.ndarray,
+    geometry: PlaneGeometry,
+    rules: np.ndarray,
+    coefficients: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    z_extra: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Allocate the outputs and run the kernel: (flags, track_type, extra)."""
+    n = states.shape[0]
+    flags = np.empty(n, dtype=np.uint32)
+    track_type = np.empty(n, dtype=np.int8)
+    extra = np.empty((n, len(z_extra), 4))
+    g = geometry
+    propagate_and_accept_kernel(
+        np.ascontiguousarray(states, dtype=np.float64),
+        np.ascontiguousarray(z_end, dtype=np.float64),
+        np.ascontiguousarray(z_planes, dtype=np.float64),
+        *(
+            np.ascontiguousarray(a, dtype=np.float64)
+            for a in (g.x_max, g.y_max, g.r_min, g.r_max, g.hole_x, g.hole_y)
+        ),
+        np.ascontiguousarray(g.group, dtype=np.int64),
+        np.ascontiguousarray(rules, dtype=np.int64),
+        *(np.ascontiguousarray(c, dtype=np.float64) for c in coefficients),
+        np.ascontiguousarray(z_extra, dtype=np.float64),
+        flags,
+        track_type,
+        extra,
+    )
+    return flags, track_type, extra
+
+
+def propagate_and_accept_reference(
+    states: np.ndarray,
+    z_end: np.ndarray,
+    z_planes: np.ndarray,
+    geometry: PlaneGeometry,
+    rules: np.ndarray,
+    coefficients: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    z_extra: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The unfused composition: positions at all planes, masked, then acceptance."""
+    from .acceptance import AcceptanceRules
+
+    z_all = np.concatenate([z_planes, z_extra])
+    pos = propagate_to_planes_reference(states, z_all, *coefficients)
+    absent = (z_all[None, :] < states[:, 2:3]) | (z_all[None, :] > z_end[:, None])
+    pos[absent] = np.nan
+    m = len(z_planes)
+    x, y = pos[:, :m, 0], pos[:, :m, 1]
+    # a plane of the magnet that the particle never reaches closes the aperture too
+    magnet_absent = (absent[:, :m] & (np.asarray(geometry.group) == MAGNET)[None, :]).any(axis=1)
+    x = np.where(
+        magnet_absent[:, None] & (np.asarray(geometry.group) == MAGNET)[None, :], np.inf, x
+    )
+    acc = acceptance_reference(x, y, geometry, AcceptanceRules(*(int(r) for r in rules)))
+    return acc.flags, acc.track_type, pos[:, m:]
