@@ -32,9 +32,6 @@ PLANES = (
 def run(workdir: Path, quick: bool = False) -> dict[str, Any]:
     """Figures for the propagation kernels (``workdir`` is unused: nothing is written)."""
     del workdir
-    from lamarr_col.kernels.rk import transport
-    from lamarr_col.kernels.single_kick import propagate_to_planes
-
     from lamarr_col.detector.calibrate import (
         DEFAULT_STEP,
         calibrate_single_kick,
@@ -42,6 +39,8 @@ def run(workdir: Path, quick: bool = False) -> dict[str, Any]:
         sample_origin_states,
     )
     from lamarr_col.detector.field import FieldMap
+    from lamarr_col.kernels.rk import transport
+    from lamarr_col.kernels.single_kick import propagate_to_planes
 
     field = FieldMap.parametric("MagDown")
     coeffs = kick_coefficients(calibrate_single_kick(field, n_tracks=4000))

@@ -131,7 +131,7 @@ def propagate_and_accept(
     track_type = np.empty(n, dtype=np.int8)
     extra = np.empty((n, len(z_extra), 4))
     g = geometry
-    propagate_and_accept_kernel(
+    propagate_and_accept_kernel(  # type: ignore[call-arg]
         np.ascontiguousarray(states, dtype=np.float64),
         np.ascontiguousarray(z_end, dtype=np.float64),
         np.ascontiguousarray(z_planes, dtype=np.float64),
@@ -167,11 +167,10 @@ def propagate_and_accept_reference(
     absent = (z_all[None, :] < states[:, 2:3]) | (z_all[None, :] > z_end[:, None])
     pos[absent] = np.nan
     m = len(z_planes)
-    x, y = pos[:, :m, 0], pos[:, :m, 1]
-    # a plane of the magnet that the particle never reaches closes the aperture too
-    magnet_absent = (absent[:, :m] & (np.asarray(geometry.group) == MAGNET)[None, :]).any(axis=1)
-    x = np.where(
-        magnet_absent[:, None] & (np.asarray(geometry.group) == MAGNET)[None, :], np.inf, x
-    )
+    x, y = pos[:, :m, 0].copy(), pos[:, :m, 1].copy()
+    # an aperture upstream of the particle's origin cannot stop it: count it as passed
+    is_magnet = (np.asarray(geometry.group) == MAGNET)[None, :]
+    born_after = is_magnet & (z_planes[None, :] < states[:, 2:3])
+    x[born_after], y[born_after] = 0.0, 0.0
     acc = acceptance_reference(x, y, geometry, AcceptanceRules(*(int(r) for r in rules)))
     return acc.flags, acc.track_type, pos[:, m:]

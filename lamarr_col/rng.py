@@ -25,6 +25,7 @@ STREAMS: Final = MappingProxyType(
         "pythia": 3,
         "gun": 4,
         "gun_decay": 5,
+        "pv": 6,
     }
 )
 

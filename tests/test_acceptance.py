@@ -7,6 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
+
 from lamarr_col.kernels import acceptance as acc
 from lamarr_col.kernels.acceptance import BITS, GROUPS, TRACK_TYPES, AcceptanceRules, PlaneGeometry
 

@@ -7,6 +7,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
+
 from lamarr_col.kernels import geometry as geo
 
 _SCALE = np.array([20.0, 20.0, 300.0, 0.4, 0.4, 1e-3])  # x, y, z mm; tx, ty; qop e/MeV

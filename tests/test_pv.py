@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
-from lamarr_col.kernels import pv
 
+from lamarr_col.kernels import pv
 from lamarr_col.rng import EventKeys
 
 

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from lamarr_col.kernels.field import KAPPA
-from lamarr_col.kernels.rk import transport, transport_reference
 
 from lamarr_col.detector.field import FieldMap
+from lamarr_col.kernels.field import KAPPA
+from lamarr_col.kernels.rk import transport, transport_reference
 
 UNIFORM = FieldMap.uniform(1.0, -1000.0, 21000.0)  # 1 T everywhere the tracks go
 PARAMETRIC = FieldMap.parametric("MagDown")
@@ -124,8 +124,9 @@ def test_a_particle_that_turns_back_is_lost():
 
 
 def test_agrees_with_an_adaptive_scipy_integration():
-    from lamarr_col.kernels.field import field_at_reference
     from scipy.integrate import solve_ivp
+
+    from lamarr_col.kernels.field import field_at_reference
 
     state = np.array([0.0, 0.0, 0.0, -0.2, 0.15, -1 / 3000.0])
     f = PARAMETRIC

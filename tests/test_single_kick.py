@@ -6,14 +6,6 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from lamarr_col.kernels.single_kick import (
-    KICK_X_TERMS,
-    KICK_Y_TERMS,
-    Y_OFFSET_TERMS,
-    Z_KICK_TERMS,
-    propagate_to_planes,
-    propagate_to_planes_reference,
-)
 
 from lamarr_col.detector.calibrate import (
     calibrate_single_kick,
@@ -22,6 +14,14 @@ from lamarr_col.detector.calibrate import (
     kick_residuals,
 )
 from lamarr_col.detector.field import FieldMap
+from lamarr_col.kernels.single_kick import (
+    KICK_X_TERMS,
+    KICK_Y_TERMS,
+    Y_OFFSET_TERMS,
+    Z_KICK_TERMS,
+    propagate_to_planes,
+    propagate_to_planes_reference,
+)
 
 FIELD = FieldMap.parametric("MagDown")
 T_PLANES = (7826.0, 8508.0, 9193.0, 9403.0)

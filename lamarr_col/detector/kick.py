@@ -63,5 +63,7 @@ def calibration_toml(tables: Mapping[str, Mapping[str, tuple[float, ...]]]) -> s
     """A ``[single_kick]`` section for several polarities (``{"MagDown": table, ...}``)."""
     from lamarr_col.detector.load import single_kick_toml
 
-    flat = {f"{pol}.{key}": values for pol, table in tables.items() for key, values in table.items()}
+    flat = {
+        f"{pol}.{key}": values for pol, table in tables.items() for key, values in table.items()
+    }
     return single_kick_toml(flat)

@@ -17,9 +17,12 @@ __all__ = [
     "COLLECTIONS",
     "EVENT_FIELDS",
     "MCPARTICLE_FIELDS",
+    "PROPAGATION_FIELDS",
+    "PV_FIELDS",
     "SCHEMA_VERSION",
     "STATUS_DECAYED",
     "STATUS_FINAL",
+    "STEP_FIELDS",
     "Field",
     "markdown",
 ]
@@ -79,6 +82,47 @@ MCPARTICLE_FIELDS: Final = MappingProxyType(
 #: Jagged collections of an event and their fields.
 COLLECTIONS: Final = MappingProxyType({"mcparticles": MCPARTICLE_FIELDS})
 
+#: mcparticles fields added by the propagation step (lamarr_col.flash.propagation).
+PROPAGATION_FIELDS: Final = MappingProxyType(
+    {
+        "acc_flags": Field("uint32", "", "geometric acceptance bits (docs/detector.md)"),
+        "acc_track_type": Field(
+            "int8",
+            "",
+            "geometric LHCb track type: 0 none, 1 VELO, 3 long, 4 upstream, 5 downstream, 6 T",
+        ),
+        "ctb_x": Field("float64", "mm", "closest-to-beam point x (straight line from the origin)"),
+        "ctb_y": Field("float64", "mm", "closest-to-beam point y"),
+        "ctb_z": Field("float64", "mm", "closest-to-beam point z"),
+        "t_x": Field("float64", "mm", "x at the last T plane (single kick); NaN if not reached"),
+        "t_y": Field("float64", "mm", "y at the last T plane"),
+        "t_tx": Field("float64", "", "slope dx/dz after the magnet"),
+        "t_ty": Field("float64", "", "slope dy/dz after the magnet"),
+        "ecal_x": Field("float64", "mm", "x at the ECAL shower maximum; NaN if not reached"),
+        "ecal_y": Field("float64", "mm", "y at the ECAL shower maximum"),
+    }
+)
+
+#: The ``pvs`` collection (reconstructed primary vertices) added by lamarr_col.flash.vertices.
+PV_FIELDS: Final = MappingProxyType(
+    {
+        "x": Field("float64", "mm", "reconstructed position x"),
+        "y": Field("float64", "mm", "reconstructed position y"),
+        "z": Field("float64", "mm", "reconstructed position z"),
+        "cov_xx": Field("float64", "mm²", "covariance xx (core resolution squared)"),
+        "cov_yy": Field("float64", "mm²", "covariance yy"),
+        "cov_zz": Field("float64", "mm²", "covariance zz"),
+        "true_x": Field("float64", "mm", "true collision vertex x"),
+        "true_y": Field("float64", "mm", "true collision vertex y"),
+        "true_z": Field("float64", "mm", "true collision vertex z"),
+        "n_tracks": Field("int32", "", "prompt charged particles of the collision in the VELO"),
+        "collision": Field("int32", "", "index of the pp collision it comes from"),
+    }
+)
+
+#: Everything the flash steps of this release add: (collection, fields) pairs.
+STEP_FIELDS: Final = MappingProxyType({"mcparticles": PROPAGATION_FIELDS, "pvs": PV_FIELDS})
+
 
 def markdown() -> str:
     """The event model as a markdown document (the source of ``docs/event_model.md``)."""
@@ -107,6 +151,23 @@ def markdown() -> str:
         lines += [
             "",
             f"## `{cname}`",
+            "",
+            "| field | dtype | unit | meaning |",
+            "|---|---|---|---|",
+        ]
+        lines += [f"| `{n}` | {f.dtype} | {f.unit} | {f.doc} |" for n, f in fields.items()]
+    lines += [
+        "",
+        "## Added by the flash steps",
+        "",
+        "`lamarr_col.flash.propagation.propagate` adds to `mcparticles`, and",
+        "`lamarr_col.flash.vertices.reconstruct_pvs` adds the `pvs` collection (reconstructed",
+        "primary vertices only) and the event-level `n_pvs` (int32).",
+    ]
+    for cname, fields in STEP_FIELDS.items():
+        lines += [
+            "",
+            f"### `{cname}`",
             "",
             "| field | dtype | unit | meaning |",
             "|---|---|---|---|",

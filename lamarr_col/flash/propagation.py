@@ -5,7 +5,8 @@ dipole, kicked, and straight again (:mod:`lamarr_col.kernels.single_kick`, coeff
 :func:`lamarr_col.detector.kick.single_kick_coefficients`). Its positions at every plane of the
 condition set decide which sub-detectors it crosses (:mod:`lamarr_col.kernels.acceptance`):
 planes before its origin or beyond its end vertex do not count, and particles flying backwards
-(pz ≤ 0) reach nothing. Neutral particles fly straight.
+(pz ≤ 0) reach nothing. Neutral particles fly straight and, leaving no hits, keep only the
+magnet, ECAL and HCAL bits (track type 0).
 
 Columns added to ``mcparticles`` (see ``docs/event_model.md``): ``acc_flags``,
 ``acc_track_type``, the closest-to-beam point ``ctb_x, ctb_y, ctb_z``, the state after the
@@ -23,7 +24,12 @@ import numpy.typing as npt
 
 from lamarr_col.detector.conditions import GROUPS, ConditionSet
 from lamarr_col.detector.kick import single_kick_coefficients
-from lamarr_col.kernels.acceptance import AcceptanceRules, PlaneGeometry, groups_from_conditions
+from lamarr_col.kernels.acceptance import (
+    BITS,
+    AcceptanceRules,
+    PlaneGeometry,
+    groups_from_conditions,
+)
 from lamarr_col.kernels.geometry import closest_to_beam
 from lamarr_col.kernels.trajectory import propagate_and_accept
 
@@ -44,6 +50,9 @@ ADDS = (
     "ecal_x",
     "ecal_y",
 )
+
+
+_NEUTRAL_BITS = np.uint32(sum(1 << BITS[name] for name in ("MAGNET", "ECAL", "HCAL")))
 
 
 @dataclass(frozen=True)
@@ -111,6 +120,10 @@ class Propagation:
             self.coefficients,  # type: ignore[arg-type]
             np.array([self.z_t, self.z_ecal]),
         )
+        # neutral particles leave no hits: they keep only the magnet and calorimeter bits
+        neutral = cols["charge"] == 0
+        flags = np.where(neutral, flags & _NEUTRAL_BITS, flags).astype(np.uint32)
+        track_type = np.where(neutral, 0, track_type).astype(np.int8)
         ctb = closest_to_beam(np.nan_to_num(states))
         ctb[np.isnan(states[:, 0])] = np.nan
         t, ecal = extra[:, 0], extra[:, 1]
@@ -141,5 +154,5 @@ def propagate(events: ak.Array, conditions: ConditionSet | Propagation) -> ak.Ar
     cols = {f: np.asarray(ak.to_numpy(ak.flatten(particles[f])), dtype=np.float64) for f in READS}
     added = prep.run(cols)
     new = dict(zip(ak.fields(particles), ak.unzip(particles), strict=True))
-    new.update({k: ak.unflatten(v, counts) for k, v in added.items()})
+    new.update({k: ak.unflatten(np.ascontiguousarray(v), counts) for k, v in added.items()})
     return ak.with_field(events, ak.zip(new, depth_limit=2), "mcparticles")

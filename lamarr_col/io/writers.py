@@ -25,7 +25,6 @@ import awkward as ak
 import numpy as np
 
 from lamarr_col.errors import ConfigError
-from lamarr_col.event.schema import COLLECTIONS, EVENT_FIELDS
 
 __all__ = ["FORMATS", "EventWriter", "check_output", "open_writer", "partial_path"]
 
@@ -185,21 +184,43 @@ class TTreeWriter(EventWriter):
             lambda: uproot.recreate(self.partial, compression=_compression(compression)),
             self.partial,
         )
-        from lamarr_col.event.build import empty_batch
-
-        template = empty_batch()
-        branch_types: dict[str, Any] = {n: f.dtype for n, f in EVENT_FIELDS.items()}
-        for cname in COLLECTIONS:
-            branch_types[cname] = template[cname].type.content
-        self._tree = self._file.mktree(TREE_NAME, branch_types, title="lamarr_col events")
+        self._tree: Any = None
+        self._fields: tuple[str, ...] = ()
 
     def _write(self, batch: ak.Array) -> None:
-        data = {name: batch[name] for name in EVENT_FIELDS}
-        for cname, fields in COLLECTIONS.items():
-            data[cname] = ak.zip({f: batch[cname][f] for f in fields})
+        fields = tuple(ak.fields(batch))
+        if self._tree is None:
+            self._open_tree(batch)
+        elif fields != self._fields:
+            msg = f"batch fields {list(fields)} differ from the first batch's {list(self._fields)}"
+            raise ValueError(msg)
+        data = {}
+        for name in fields:
+            column = batch[name]
+            # jagged collections: zip keeps one counter branch n<collection> per collection
+            data[name] = (
+                ak.zip(dict(zip(ak.fields(column), ak.unzip(column), strict=True)))
+                if ak.fields(column)
+                else column
+            )
         self._tree.extend(data)
 
+    def _open_tree(self, batch: ak.Array) -> None:
+        """Branch types from the first batch: whatever columns the steps so far added."""
+        types: dict[str, Any] = {}
+        for name in ak.fields(batch):
+            column = batch[name]
+            types[name] = (
+                column.type.content if ak.fields(column) else column.type.content.primitive
+            )
+        self._fields = tuple(ak.fields(batch))
+        self._tree = self._file.mktree(TREE_NAME, types, title="lamarr_col events")
+
     def _finish(self, metadata_json: str) -> None:
+        if self._tree is None:  # no events: the tree still gets the event model's branches
+            from lamarr_col.event.build import empty_batch
+
+            self._open_tree(empty_batch())
         self._file[METADATA_KEY] = metadata_json
         self._file.close()
 
