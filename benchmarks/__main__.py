@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-ENTRIES = ("generate", "hepmc")
+ENTRIES = ("generate", "hepmc", "propagation")
 RESULTS = Path(__file__).parent / "results"
 
 
@@ -69,6 +69,24 @@ def _plot_hepmc(results: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
+def _plot_propagation(results: dict[str, Any], path: Path) -> None:
+    import matplotlib as mpl
+
+    mpl.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = ["rk_to_T", "propagation_step", "single_kick", "single_kick_acceptance"]
+    rates = [results[n]["particles_per_s"] for n in names]
+    fig, ax = plt.subplots(figsize=(7, 3), layout="constrained")
+    ax.barh(names, rates, color="tab:green")
+    ax.axvline(2e7, color="k", ls="--", lw=1, label="target 2×10⁷/s")
+    ax.set_xscale("log")
+    ax.set_xlabel("particles / s, 2 cores (median of 3)")
+    ax.legend(loc="lower right")
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small samples (a smoke test)")
@@ -88,6 +106,13 @@ def main() -> None:
                     print(
                         f"{key:24s} {r['events_per_s']:12,.1f} events/s {r['particles_per_s']:14,.0f} particles/s"
                     )
+            elif name == "propagation":
+                from benchmarks.bench_propagation import run as run_propagation
+
+                results = run_propagation(work, quick=args.quick)
+                _plot_propagation(results, RESULTS / "propagation.png")
+                for key in ("single_kick", "single_kick_acceptance", "rk_to_T", "propagation_step"):
+                    print(f"{key:24s} {results[key]['particles_per_s']:14,.0f} particles/s")
             else:
                 from benchmarks.bench_hepmc import run as run_hepmc
 

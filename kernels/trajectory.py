@@ -16,10 +16,24 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
-from .acceptance import MAGNET, N_GROUPS, PlaneGeometry, _flags, acceptance_reference
+from .acceptance import (
+    M1,
+    MAGNET,
+    N_GROUPS,
+    T1,
+    T2,
+    T3,
+    UT,
+    VELO,
+    PlaneGeometry,
+    _flags,
+    acceptance_reference,
+)
 from .single_kick import _kick, propagate_to_planes_reference
 
 __all__ = ["propagate_and_accept", "propagate_and_accept_reference"]
+
+_CHUNK = 1024  # particles per parallel work item
 
 
 @nb.njit(cache=True, inline="always")
@@ -43,7 +57,8 @@ def _position(
     return xk + tx1 * (z - zk), yk + ty1 * (z - zk), tx1, ty1
 
 
-@nb.njit(cache=True, parallel=True)
+# fastmath without nnan/ninf: NaN states must keep failing every comparison
+@nb.njit(cache=True, parallel=True, fastmath={"contract", "arcp", "afn", "reassoc"})
 def propagate_and_accept_kernel(
     states: np.ndarray,
     z_end: np.ndarray,
@@ -75,45 +90,83 @@ def propagate_and_accept_kernel(
     for j in range(n_planes):
         if group[j] >= 0:
             n_in_group[group[j]] += 1
-    for i in nb.prange(states.shape[0]):
-        x0, y0, z0 = states[i, 0], states[i, 1], states[i, 2]
-        tx, ty = states[i, 3], states[i, 4]
-        zk, tx1, ty1, dy = _kick(tx, ty, states[i, 5], z_kick, kick_x, kick_y, y_offset)
-        kicked = z0 < zk
+    # the flags only compare counts with thresholds: once a group has enough planes, its
+    # remaining planes need no evaluation (most of the VELO's 26 for a track in acceptance)
+    need = np.empty(n_planes, dtype=np.int64)
+    for j in range(n_planes):
+        g = group[j]
+        if g == VELO:
+            need[j] = rules[0]
+        elif g == UT:
+            need[j] = rules[1]
+        elif g in (T1, T2, T3):
+            need[j] = rules[2]
+        elif g >= M1:
+            need[j] = rules[3]
+        elif g >= 0:
+            need[j] = n_in_group[g]
+        else:
+            need[j] = 0
+    n = states.shape[0]
+    n_chunks = (n + _CHUNK - 1) // _CHUNK
+    for chunk in nb.prange(n_chunks):
+        # one counts buffer per chunk: no allocation per particle in the hot loop
         c = np.zeros(N_GROUPS, dtype=np.int64)
-        for j in range(n_planes):
-            z = z_planes[j]
-            g = group[j]
-            if g == MAGNET and z < z0:
-                c[g] += 1  # born downstream of this aperture: it cannot stop the particle
-                continue
-            if not ((z >= z0) & (z <= z_end[i])):
-                continue
-            xv, yv, _, _ = _position(z, x0, y0, z0, tx, ty, zk, kicked, tx1, ty1, dy)
-            ax, ay = abs(xv), abs(yv)
-            r2 = xv * xv + yv * yv
-            ok = (
-                (ax <= x_max[j])
-                & (ay <= y_max[j])
-                & (r2 >= r_min2[j])
-                & (r2 <= r_max2[j])
-                & ((ax >= hole_x[j]) | (ay >= hole_y[j]))
-            )
-            if ok and g >= 0:
-                c[g] += 1
-        if c[MAGNET] < n_in_group[MAGNET]:
-            for g in range(MAGNET + 1, N_GROUPS):
-                c[g] = 0
-        f, kind = _flags(c, n_in_group, rules)
-        flags[i] = f
-        track_type[i] = kind
-        for k in range(z_extra.shape[0]):
-            z = z_extra[k]
-            if (z >= z0) & (z <= z_end[i]):
-                xv, yv, txv, tyv = _position(z, x0, y0, z0, tx, ty, zk, kicked, tx1, ty1, dy)
-                extra[i, k, 0], extra[i, k, 1], extra[i, k, 2], extra[i, k, 3] = xv, yv, txv, tyv
-            else:
-                extra[i, k, :] = np.nan
+        for i in range(chunk * _CHUNK, min(n, (chunk + 1) * _CHUNK)):
+            x0, y0, z0 = states[i, 0], states[i, 1], states[i, 2]
+            tx, ty = states[i, 3], states[i, 4]
+            zk, tx1, ty1, dy = _kick(tx, ty, states[i, 5], z_kick, kick_x, kick_y, y_offset)
+            kicked = z0 < zk
+            ze = z_end[i]
+            # the straight line after the kink, as x = xa + tx1·z, y = ya + ty1·z
+            xk = x0 + tx * (zk - z0)
+            yk = y0 + ty * (zk - z0) + dy
+            xa, ya = xk - tx1 * zk, yk - ty1 * zk
+            xb, yb = x0 - tx * z0, y0 - ty * z0  # and before it
+            c[:] = 0
+            for j in range(n_planes):
+                z = z_planes[j]
+                g = group[j]
+                if g < 0 or c[g] >= need[j]:
+                    continue
+                if g == MAGNET and z < z0:
+                    c[g] += 1  # born downstream of this aperture: it cannot stop the particle
+                    continue
+                if not ((z >= z0) & (z <= ze)):
+                    continue
+                if z < zk or not kicked:
+                    xv, yv = xb + tx * z, yb + ty * z
+                else:
+                    xv, yv = xa + tx1 * z, ya + ty1 * z
+                ax, ay = abs(xv), abs(yv)
+                r2 = xv * xv + yv * yv
+                ok = (
+                    (ax <= x_max[j])
+                    & (ay <= y_max[j])
+                    & (r2 >= r_min2[j])
+                    & (r2 <= r_max2[j])
+                    & ((ax >= hole_x[j]) | (ay >= hole_y[j]))
+                )
+                if ok:
+                    c[g] += 1
+            if c[MAGNET] < n_in_group[MAGNET]:
+                for g in range(MAGNET + 1, N_GROUPS):
+                    c[g] = 0
+            f, kind = _flags(c, n_in_group, rules)
+            flags[i] = f
+            track_type[i] = kind
+            for k in range(z_extra.shape[0]):
+                z = z_extra[k]
+                if (z >= z0) & (z <= z_end[i]):
+                    xv, yv, txv, tyv = _position(z, x0, y0, z0, tx, ty, zk, kicked, tx1, ty1, dy)
+                    extra[i, k, 0], extra[i, k, 1], extra[i, k, 2], extra[i, k, 3] = (
+                        xv,
+                        yv,
+                        txv,
+                        tyv,
+                    )
+                else:
+                    extra[i, k, :] = np.nan
 
 
 def propagate_and_accept(

@@ -204,7 +204,69 @@ def _build_parser() -> argparse.ArgumentParser:
         default="auto",
         help="how HepMC GenEvents (collisions) form bunch crossings (see docs/sources.md)",
     )
+    cond = sub.add_parser(
+        "conditions",
+        help="show or calibrate detector condition sets",
+        description=(
+            "Detector condition sets: the packaged lhcb-run3 (default) and lhcb-run2, or a user "
+            "TOML file that starts from one of them (docs/detector.md)."
+        ),
+        formatter_class=_HelpFormatter,
+    )
+    cond_sub = cond.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    show = cond_sub.add_parser("show", help="print a condition set", formatter_class=_HelpFormatter)
+    calib = cond_sub.add_parser(
+        "calibrate",
+        help="fit the single-kick coefficients to Runge–Kutta transport and print them as TOML",
+        formatter_class=_HelpFormatter,
+    )
+    residuals = cond_sub.add_parser(
+        "residuals",
+        help="single kick against Runge–Kutta at the T stations and the ECAL, in momentum bins",
+        formatter_class=_HelpFormatter,
+    )
+    for p in (show, calib, residuals):
+        p.add_argument("conditions", nargs="?", default="lhcb-run3", help="name or TOML file")
+    for p in (show, residuals):
+        p.add_argument("--polarity", choices=("MagDown", "MagUp"), default=None)
     return parser
+
+
+def _conditions(args: argparse.Namespace) -> int:
+    from lamarr_col.detector import load_conditions
+
+    if args.action == "show":
+        from lamarr_col.detector import describe
+
+        print(describe(load_conditions(args.conditions, args.polarity)))
+        return 0
+    if args.action == "calibrate":
+        from lamarr_col.detector.kick import calibration_toml, single_kick_coefficients
+
+        tables = {
+            pol: single_kick_coefficients(load_conditions(args.conditions, pol))
+            for pol in ("MagDown", "MagUp")
+        }
+        print(calibration_toml(tables), end="")
+        return 0
+    from lamarr_col.detector.calibrate import format_residuals, kick_residuals
+    from lamarr_col.detector.kick import single_kick_coefficients
+
+    conditions = load_conditions(args.conditions, args.polarity)
+    planes = conditions.planes()
+    t_planes = planes["z"][planes["group"] == 4]  # T stations
+    ecal = planes["z"][planes["group"] == 6][-1:]  # ECAL shower maximum
+    z = [float(t_planes[0]), float(t_planes[-1]), float(ecal[0])]
+    rows = kick_residuals(
+        conditions.field, single_kick_coefficients(conditions), z, RESIDUAL_BINS_MEV
+    )
+    print(f"{conditions.name} {conditions.polarity}: RK − single kick (mean, RMS)")
+    print(format_residuals(rows))
+    return 0
+
+
+#: Momentum bin edges (MeV) of ``lamarr-col conditions residuals``.
+RESIDUAL_BINS_MEV = (2e3, 5e3, 10e3, 20e3, 50e3, 100e3, 200e3)
 
 
 def _luminous_region(values: dict[str, float]) -> Any:
@@ -367,10 +429,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "generate":
             _check_options_fit_source(parser, args)
             return _generate(args)
+        if args.command == "conditions":
+            return _conditions(args)
     except LamarrError as err:
         notes = " ".join(getattr(err, "__notes__", []))
         print(f"{_PROG}: error: {err}{'; ' + notes if notes else ''}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # output piped into `head` and the like
+        sys.stderr.close()
+        return 0
     except KeyboardInterrupt as err:
         notes = " ".join(getattr(err, "__notes__", []))
         print(f"{_PROG}: interrupted; {notes}", file=sys.stderr)
