@@ -174,6 +174,31 @@ class Acceptance(NamedTuple):
 
 
 @nb.njit(cache=True, inline="always")
+def inside_plane(
+    x: float,
+    y: float,
+    x_max: float,
+    y_max: float,
+    r_min2: float,
+    r_max2: float,
+    hole_x: float,
+    hole_y: float,
+) -> bool:
+    """Whether (x, y) [mm] is in a plane's active area: inside the outer rectangle and the
+    radius range (squared radii given), outside the rectangular beam hole; NaN is outside."""
+    ax, ay = abs(x), abs(y)
+    r2 = x * x + y * y
+    # & (not `and`) keeps the test free of branches; NaN fails every comparison
+    return (
+        (ax <= x_max)
+        & (ay <= y_max)
+        & (r2 >= r_min2)
+        & (r2 <= r_max2)
+        & ((ax >= hole_x) | (ay >= hole_y))
+    )
+
+
+@nb.njit(cache=True, inline="always")
 def _flags(counts: np.ndarray, n_in_group: np.ndarray, rules: np.ndarray) -> tuple[int, int]:
     """(flags, track type) from the per-group counts of one particle."""
     velo = counts[VELO] >= rules[0]
@@ -245,15 +270,8 @@ def acceptance_kernel(
         c[:] = 0
         for j in range(n_planes):
             xv, yv = x[i, j], y[i, j]
-            ax, ay = abs(xv), abs(yv)
-            r2 = xv * xv + yv * yv
-            # & (not `and`) keeps the loop free of branches; NaN fails every comparison
-            ok = (
-                (ax <= x_max[j])
-                & (ay <= y_max[j])
-                & (r2 >= r_min2[j])
-                & (r2 <= r_max2[j])
-                & ((ax >= hole_x[j]) | (ay >= hole_y[j]))
+            ok = inside_plane(
+                xv, yv, x_max[j], y_max[j], r_min2[j], r_max2[j], hole_x[j], hole_y[j]
             )
             inside[i, j] = ok
             g = group[j]

@@ -28,6 +28,7 @@ from .acceptance import (
     PlaneGeometry,
     _flags,
     acceptance_reference,
+    inside_plane,
 )
 from .single_kick import _kick, propagate_to_planes_reference
 
@@ -138,14 +139,8 @@ def propagate_and_accept_kernel(
                     xv, yv = xb + tx * z, yb + ty * z
                 else:
                     xv, yv = xa + tx1 * z, ya + ty1 * z
-                ax, ay = abs(xv), abs(yv)
-                r2 = xv * xv + yv * yv
-                ok = (
-                    (ax <= x_max[j])
-                    & (ay <= y_max[j])
-                    & (r2 >= r_min2[j])
-                    & (r2 <= r_max2[j])
-                    & ((ax >= hole_x[j]) | (ay >= hole_y[j]))
+                ok = inside_plane(
+                    xv, yv, x_max[j], y_max[j], r_min2[j], r_max2[j], hole_x[j], hole_y[j]
                 )
                 if ok:
                     c[g] += 1

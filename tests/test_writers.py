@@ -89,12 +89,22 @@ def test_interrupt_keeps_partial(tmp_path, batch_factory):
     assert len(uproot.open(partial_path(path))["events"].arrays()) == 2
 
 
-def test_empty_output_is_valid(tmp_path):
-    path = tmp_path / "empty.parquet"
-    with open_writer(path, {}) as _:
+@pytest.mark.parametrize(
+    ("fmt", "name"), [("root", "e.root"), ("rntuple", "e.root"), ("parquet", "e.parquet")]
+)
+def test_empty_output_is_valid(tmp_path, fmt, name):
+    path = tmp_path / name
+    with open_writer(path, {}, format=fmt):
         pass
-    assert len(ak.from_parquet(path)) == 0
-    assert len(read_events(path)) == 0
+    back = read_events(path)
+    assert len(back) == 0
+    assert ak.fields(back.mcparticles) == ak.fields(batch_like_empty())
+
+
+def batch_like_empty():
+    from lamarr_col.event import empty_batch
+
+    return empty_batch().mcparticles
 
 
 def test_bad_writer_options(tmp_path):

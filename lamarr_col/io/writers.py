@@ -169,10 +169,8 @@ def _compression(name: str) -> Any:
     return table[name]
 
 
-class TTreeWriter(EventWriter):
-    """ROOT TTree ``events``: ``<field>`` and ``<collection>_<field>`` branches, ``n<collection>``."""
-
-    format = "root"
+class _RootWriter(EventWriter):
+    """A ROOT file opened through uproot, closed with the metadata TObjString."""
 
     def __init__(
         self, path: str | os.PathLike[str], metadata: dict[str, Any], compression: str = "zstd"
@@ -184,6 +182,21 @@ class TTreeWriter(EventWriter):
             lambda: uproot.recreate(self.partial, compression=_compression(compression)),
             self.partial,
         )
+
+    def _finish(self, metadata_json: str) -> None:
+        self._file[METADATA_KEY] = metadata_json
+        self._file.close()
+
+
+class TTreeWriter(_RootWriter):
+    """ROOT TTree ``events``: ``<field>`` and ``<collection>_<field>`` branches, ``n<collection>``."""
+
+    format = "root"
+
+    def __init__(
+        self, path: str | os.PathLike[str], metadata: dict[str, Any], compression: str = "zstd"
+    ) -> None:
+        super().__init__(path, metadata, compression)
         self._tree: Any = None
         self._fields: tuple[str, ...] = ()
 
@@ -221,11 +234,10 @@ class TTreeWriter(EventWriter):
             from lamarr_col.event.build import empty_batch
 
             self._open_tree(empty_batch())
-        self._file[METADATA_KEY] = metadata_json
-        self._file.close()
+        super()._finish(metadata_json)
 
 
-class RNTupleWriter(EventWriter):
+class RNTupleWriter(_RootWriter):
     """ROOT RNTuple ``events`` keeping the nested structure."""
 
     format = "rntuple"
@@ -233,13 +245,7 @@ class RNTupleWriter(EventWriter):
     def __init__(
         self, path: str | os.PathLike[str], metadata: dict[str, Any], compression: str = "zstd"
     ) -> None:
-        import uproot
-
         super().__init__(path, metadata, compression)
-        self._file = _create(
-            lambda: uproot.recreate(self.partial, compression=_compression(compression)),
-            self.partial,
-        )
         self._ntuple: Any = None
 
     def _write(self, batch: ak.Array) -> None:
@@ -248,8 +254,11 @@ class RNTupleWriter(EventWriter):
         self._ntuple.extend(batch)
 
     def _finish(self, metadata_json: str) -> None:
-        self._file[METADATA_KEY] = metadata_json
-        self._file.close()
+        if self._ntuple is None:  # no events: an empty RNTuple with the event model's fields
+            from lamarr_col.event.build import empty_batch
+
+            self._ntuple = self._file.mkrntuple(TREE_NAME, empty_batch().layout.form)
+        super()._finish(metadata_json)
 
 
 class ParquetWriter(EventWriter):
