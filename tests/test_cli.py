@@ -191,3 +191,30 @@ def test_truncated_hepmc_keeps_complete_events(tmp_path, capsys):
     code, _, _ = _run(capsys, "generate", "--source", str(full), "-o", str(out), "--no-progress")
     reference = uproot.open(out)["events"].arrays()
     assert ak.array_equal(reference[: len(partial)], partial, equal_nan=True)
+
+
+def test_conditions_show_calibrate_and_residuals(tmp_path, capsys):
+    code, out, _ = _run(capsys, "conditions", "show", "lhcb-run2", "--polarity", "MagUp")
+    assert code == 0
+    assert "lhcb-run2 (MagUp)" in out
+    assert "M1" in out
+    user = tmp_path / "upgrade.toml"
+    user.write_text(
+        'base = "lhcb-run3"\n[magnet]\nb0 = 1.2\n[tracking.UT.layers.UTe]\nz = 2700.0\n',
+        encoding="utf-8",
+    )
+    code, out, _ = _run(capsys, "conditions", "show", str(user))
+    assert code == 0
+    assert "2700" in out
+    assert "-4.572 T·m" in out  # 1.2 T × 3.81 m, MagDown
+    code, out, _ = _run(capsys, "conditions", "calibrate", str(user))
+    assert code == 0
+    assert out.startswith("[single_kick]")
+    assert '"MagUp.kick_x"' in out
+    code, out, _ = _run(capsys, "conditions", "residuals")
+    assert code == 0
+    rows = [line for line in out.splitlines() if line.strip().startswith("100–200")]
+    assert len(rows) == 3  # first and last T plane, ECAL
+    code, _, err = _run(capsys, "conditions", "show", str(tmp_path / "missing.toml"))
+    assert code == 2
+    assert "does not exist" in err
