@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 
 import awkward as ak
 import numpy as np
 import pytest
+from hypothesis import settings
+
+# numba compiles on a kernel's first call: no per-example deadline. In CI the examples are
+# derandomised, so a run's result never depends on the draw.
+settings.register_profile("lamarr", deadline=None, print_blob=True)
+settings.register_profile("ci", parent=settings.get_profile("lamarr"), derandomize=True)
+settings.load_profile("ci" if os.environ.get("CI") else "lamarr")
 
 from lamarr_col.event import make_batch
 
