@@ -173,6 +173,16 @@ class Acceptance(NamedTuple):
     track_type: np.ndarray
 
 
+@nb.njit(cache=True)
+def group_sizes(group: np.ndarray) -> np.ndarray:
+    """Number of planes of each counting group (N_GROUPS,) int64; group -1 is ignored."""
+    n_in_group = np.zeros(N_GROUPS, dtype=np.int64)
+    for g in group:
+        if g >= 0:
+            n_in_group[g] += 1
+    return n_in_group
+
+
 @nb.njit(cache=True, inline="always")
 def inside_plane(
     x: float,
@@ -261,10 +271,7 @@ def acceptance_kernel(
     n_planes = x.shape[1]
     r_min2 = r_min * r_min
     r_max2 = r_max * r_max
-    n_in_group = np.zeros(N_GROUPS, dtype=np.int64)
-    for j in range(n_planes):
-        if group[j] >= 0:
-            n_in_group[group[j]] += 1
+    n_in_group = group_sizes(group)
     for i in nb.prange(x.shape[0]):
         c = counts[i]
         c[:] = 0

@@ -28,6 +28,7 @@ from .acceptance import (
     PlaneGeometry,
     _flags,
     acceptance_reference,
+    group_sizes,
     inside_plane,
 )
 from .single_kick import _kick, propagate_to_planes_reference
@@ -87,10 +88,7 @@ def propagate_and_accept_kernel(
     n_planes = z_planes.shape[0]
     r_min2 = r_min * r_min
     r_max2 = r_max * r_max
-    n_in_group = np.zeros(N_GROUPS, dtype=np.int64)
-    for j in range(n_planes):
-        if group[j] >= 0:
-            n_in_group[group[j]] += 1
+    n_in_group = group_sizes(group)
     # the flags only compare counts with thresholds: once a group has enough planes, its
     # remaining planes need no evaluation (most of the VELO's 26 for a track in acceptance)
     need = np.empty(n_planes, dtype=np.int64)

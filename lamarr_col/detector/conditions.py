@@ -359,12 +359,11 @@ class ConditionSet:
         return tuple(r[0] for r in self._plane_rows())
 
 
-def _passive(z: float, x_max: float, y_max: float) -> dict[str, float]:
-    """Plane values of a passive element (no hits) with the given outer half sizes."""
-    return {
-        "z": float(z),
-        "x_max": float(x_max),
-        "y_max": float(y_max),
+#: Plane values where a layer or element says nothing else: no limits, no material, no hits.
+PLANE_DEFAULTS: Mapping[str, float] = MappingProxyType(
+    {
+        "x_max": math.inf,
+        "y_max": math.inf,
         "r_min": 0.0,
         "r_max": math.inf,
         "hole_x": 0.0,
@@ -375,3 +374,9 @@ def _passive(z: float, x_max: float, y_max: float) -> dict[str, float]:
         "efficiency": 1.0,
         "stereo": 0.0,
     }
+)
+
+
+def _passive(z: float, x_max: float, y_max: float) -> dict[str, float]:
+    """Plane values of a passive element (no hits) with the given outer half sizes."""
+    return {**PLANE_DEFAULTS, "z": float(z), "x_max": float(x_max), "y_max": float(y_max)}

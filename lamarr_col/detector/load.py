@@ -20,6 +20,7 @@ from types import MappingProxyType
 from typing import Any
 
 from lamarr_col.detector.conditions import (
+    PLANE_DEFAULTS,
     TRACKING_GROUPS,
     Absorber,
     CaloRegion,
@@ -300,7 +301,7 @@ class _Builder:
         return value
 
     def layer(self, name: str, table: Mapping[str, Any], where: str) -> Layer:
-        g = {k: self.num(table, k, where, d) for k, d in _LAYER_DEFAULTS.items()}
+        g = {k: self.num(table, k, where, d) for k, d in PLANE_DEFAULTS.items()}
         if math.isinf(g["x_max"]) != math.isinf(g["y_max"]):
             raise self.fail(where, "give both x_max and y_max (or neither, with r_max)")
         if math.isinf(g["x_max"]) and math.isinf(g["r_max"]):
@@ -523,21 +524,6 @@ class _Builder:
             else:
                 out[name] = (self.num(table, key, "single_kick"),)
         return out
-
-
-_LAYER_DEFAULTS = {
-    "x_max": math.inf,
-    "y_max": math.inf,
-    "r_min": 0.0,
-    "r_max": math.inf,
-    "hole_x": 0.0,
-    "hole_y": 0.0,
-    "x0": 0.0,
-    "lambda_i": 0.0,
-    "resolution": 0.0,
-    "efficiency": 1.0,
-    "stereo": 0.0,
-}
 
 
 def load_conditions(
