@@ -26,6 +26,7 @@ STREAMS: Final = MappingProxyType(
         "gun": 4,
         "gun_decay": 5,
         "pv": 6,
+        "decay_in_flight": 7,
     }
 )
 

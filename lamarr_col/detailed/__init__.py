@@ -1,0 +1,1 @@
+"""Reference detailed simulation: particles stepped through the detector material."""
