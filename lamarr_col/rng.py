@@ -27,6 +27,7 @@ STREAMS: Final = MappingProxyType(
         "gun_decay": 5,
         "pv": 6,
         "decay_in_flight": 7,
+        "transport": 8,
     }
 )
 

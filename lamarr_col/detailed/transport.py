@@ -1,0 +1,248 @@
+"""Transport of charged particles through the detector with material: the detailed stepping loop.
+
+:func:`transport_particles` takes flat particle columns, builds the kernel's inputs (states at
+the origin, the planes of a :class:`~lamarr_col.detector.conditions.ConditionSet`, the material
+of each plane, keyed random numbers) and runs
+:func:`lamarr_col.kernels.stepping.transport_with_material` chunk by chunk.
+
+Material of each plane, by plane group (``PLANE_MATERIALS``; the thickness is the plane's x/X0
+times the X0 of that material, so the radiation length seen is the condition set's):
+VELO, UT → silicon; T (SciFi; also OT/IT in Run 1–2) → polystyrene; RICH1 → C4F10;
+RICH2 → CF4; ECAL → lead; HCAL, MUON, ABSORBER → iron; MAGNET planes carry no material.
+
+Random numbers: ``EventKeys(seed)`` stream ``"transport"``, one uniform per counter
+``(index_in_event · 1024 + plane) · 32 + slot``: slot 0 Landau, 1 hadronic interaction, 2–5
+Box–Muller into the four scattering normals, 6–21 bremsstrahlung (electrons only). A particle's
+numbers depend only on (seed, event, index in event, plane), never on the batch.
+
+Not done yet: neutral particles (photons from brems, neutral hadrons) are not transported and
+photon conversions are not applied; particles with p_z ≤ 0 are not followed (reason LEFT at
+their origin); thick planes (calorimeters, iron filters) are single thin layers.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+
+import numpy as np
+import numpy.typing as npt
+
+from lamarr_col.detailed.materials import get_material, landau_table
+from lamarr_col.detector.conditions import GROUPS, ConditionSet
+from lamarr_col.kernels.material import BREM_UNIFORMS
+from lamarr_col.kernels.stepping import (
+    KIND_ELECTRON,
+    KIND_HADRON,
+    KIND_OTHER,
+    PLANE_COLUMNS,
+    REASONS,
+    transport_with_material,
+)
+from lamarr_col.rng import EventKeys
+
+__all__ = ["PLANE_MATERIALS", "REASONS", "TransportResult", "transport_particles"]
+
+#: Material of the planes of each group (see the module docstring).
+PLANE_MATERIALS: Mapping[str, str] = MappingProxyType(
+    {
+        "VELO": "silicon",
+        "RICH1": "C4F10",
+        "UT": "silicon",
+        "MAGNET": "silicon",  # x/X0 = 0: no material is applied
+        "T": "polystyrene",
+        "RICH2": "CF4",
+        "ECAL": "lead",
+        "HCAL": "iron",
+        "MUON": "iron",
+        "ABSORBER": "iron",
+    }
+)
+
+COLUMNS = ("pid", "charge", "mass", "px", "py", "pz", "vx", "vy", "vz", "end_vz")
+_STREAM = "transport"
+_PLANE_STRIDE = 1024
+_SLOTS = 32
+_LEPTONS = (11, 13, 15, 12, 14, 16)
+
+
+@dataclass(frozen=True)
+class TransportResult:
+    """Per particle (n) and plane (p, in the order of ``plane_names``); mm, MeV.
+
+    ``states`` (n, p, 6) the state leaving each plane, NaN where not reached; ``crossed``
+    (n, p) reached inside the active area; ``photon_energy`` (n, p) brems photon (MeV);
+    ``stop_z`` (n,) and ``reason`` (n,) int8, a code of :data:`REASONS`.
+    """
+
+    states: npt.NDArray[np.float64]
+    crossed: npt.NDArray[np.bool_]
+    photon_energy: npt.NDArray[np.float64]
+    stop_z: npt.NDArray[np.float64]
+    reason: npt.NDArray[np.int8]
+    plane_z: npt.NDArray[np.float64]
+    plane_names: tuple[str, ...]
+
+
+def plane_inputs(
+    conditions: ConditionSet, materials: Mapping[str, str] = PLANE_MATERIALS
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.bool_], npt.NDArray[np.float64]]:
+    """The kernel's ``planes`` (p, 9), ``absorbs`` (p,) and ``material`` (p, 10) arrays."""
+    planes = conditions.planes()
+    table = np.ascontiguousarray(np.stack([planes[c] for c in PLANE_COLUMNS], axis=1))
+    names = {code: name for name, code in GROUPS.items()}
+    group = [names[int(g)] for g in planes["group"]]
+    try:
+        rows = [get_material(materials[g]).as_array() for g in group]
+    except KeyError as err:
+        msg = f"while choosing the material of the planes of {conditions.name}: {err.args[0]}"
+        raise KeyError(msg) from None
+    absorbs = np.ascontiguousarray(planes["group"] == GROUPS["MAGNET"])
+    return table, absorbs, np.ascontiguousarray(np.stack(rows))
+
+
+def _kind(pid: npt.NDArray[np.int64]) -> npt.NDArray[np.int8]:
+    a = np.abs(pid)
+    kind = np.full(len(pid), KIND_HADRON, dtype=np.int8)
+    kind[np.isin(a, _LEPTONS)] = KIND_OTHER
+    kind[a == 11] = KIND_ELECTRON
+    return kind
+
+
+def _random_numbers(
+    keys: EventKeys,
+    events: npt.NDArray[np.uint64],
+    index: npt.NDArray[np.int64],
+    n_planes: int,
+    electrons: npt.NDArray[np.bool_],
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    base = (index.astype(np.uint64)[:, None] * np.uint64(_PLANE_STRIDE)) + np.arange(
+        n_planes, dtype=np.uint64
+    )
+    base = base * np.uint64(_SLOTS)
+    ev = events[:, None, None]
+
+    def draw(rows: npt.NDArray[np.bool_] | slice, slots: range) -> npt.NDArray[np.float64]:
+        counters = base[rows][:, :, None] + np.arange(slots.start, slots.stop, dtype=np.uint64)
+        return keys.uniform(_STREAM, ev[rows], counters)
+
+    uniforms = np.ascontiguousarray(draw(slice(None), range(2)))
+    u = draw(slice(None), range(2, 6))
+    radius = np.sqrt(-2.0 * np.log(u[..., 0::2]))
+    angle = 2.0 * math.pi * u[..., 1::2]
+    normals = np.empty_like(u)
+    normals[..., 0::2] = radius * np.cos(angle)
+    normals[..., 1::2] = radius * np.sin(angle)
+    brem = np.ascontiguousarray(draw(electrons, range(6, 6 + BREM_UNIFORMS)))
+    return np.ascontiguousarray(normals), uniforms, brem
+
+
+def transport_particles(
+    columns: Mapping[str, npt.ArrayLike],
+    events: npt.ArrayLike,
+    index_in_event: npt.ArrayLike,
+    conditions: ConditionSet,
+    *,
+    seed: int,
+    step: float = 50.0,
+    z_max: float = math.inf,
+    materials: Mapping[str, str] = PLANE_MATERIALS,
+    chunk: int = 16_384,
+) -> TransportResult:
+    """Transport the charged particles of ``columns`` (flat, one entry per particle) with material.
+
+    ``columns`` holds ``COLUMNS`` (pid, charge (e), mass (MeV), momentum px, py, pz (MeV),
+    origin vx, vy, vz (mm), end_vz (mm, NaN when the particle does not decay)); ``events``
+    (uint64) and ``index_in_event`` key the random numbers. RK4 steps are at most ``step`` mm;
+    nothing beyond ``z_max`` (mm) is transported. ``materials`` maps plane groups to material
+    names. Neutral particles come back with reason NOT_TRANSPORTED.
+    """
+    missing = [c for c in COLUMNS if c not in columns]
+    if missing:
+        msg = f"transport_particles: missing columns {missing} (need {', '.join(COLUMNS)})"
+        raise KeyError(msg)
+    col = {c: np.asarray(columns[c]) for c in COLUMNS}
+    n = len(col["pid"])
+    ev = np.asarray(events).astype(np.uint64)
+    idx = np.asarray(index_in_event).astype(np.int64)
+    if len(ev) != n or len(idx) != n:
+        msg = f"events ({len(ev)}) and index_in_event ({len(idx)}) must have {n} entries"
+        raise ValueError(msg)
+    if n and (idx.min() < 0):
+        msg = "index_in_event must be non-negative"
+        raise ValueError(msg)
+
+    planes, absorbs, material = plane_inputs(conditions, materials)
+    n_planes = len(planes)
+    if n_planes > _PLANE_STRIDE:
+        msg = f"{conditions.name} has {n_planes} planes; the random-number keys allow 1024"
+        raise ValueError(msg)
+    field = conditions.field
+    table = landau_table()
+    keys = EventKeys(seed)
+
+    charge = col["charge"].astype(np.float64)
+    mass = col["mass"].astype(np.float64)
+    px, py, pz = (col[c].astype(np.float64) for c in ("px", "py", "pz"))
+    forward = pz > 0.0
+    p = np.sqrt(px * px + py * py + pz * pz)
+    states = np.empty((n, 6))
+    states[:, 0] = col["vx"]
+    states[:, 1] = col["vy"]
+    states[:, 2] = col["vz"]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        states[:, 3] = np.where(forward, px / pz, 0.0)
+        states[:, 4] = np.where(forward, py / pz, 0.0)
+        states[:, 5] = np.where(forward & (p > 0), charge / p, 0.0)
+    kind = _kind(col["pid"].astype(np.int64))
+    end_z = col["end_vz"].astype(np.float64)
+
+    out = np.empty((n, n_planes, 6))
+    crossed = np.empty((n, n_planes), dtype=np.bool_)
+    photon = np.empty((n, n_planes))
+    stop_z = np.empty(n)
+    reason = np.empty(n, dtype=np.int8)
+    for lo in range(0, n, chunk):
+        sl = slice(lo, min(lo + chunk, n))
+        electrons = kind[sl] == KIND_ELECTRON
+        normals, uniforms, brem = _random_numbers(keys, ev[sl], idx[sl], n_planes, electrons)
+        brem_row = np.where(electrons, np.cumsum(electrons) - 1, -1).astype(np.int64)
+        transport_with_material(
+            np.ascontiguousarray(states[sl]),
+            np.ascontiguousarray(charge[sl]),
+            np.ascontiguousarray(mass[sl]),
+            np.ascontiguousarray(kind[sl]),
+            np.ascontiguousarray(end_z[sl]),
+            planes,
+            absorbs,
+            material,
+            table,
+            field.z0,
+            field.dz,
+            field.by,
+            step,
+            z_max,
+            normals,
+            uniforms,
+            brem_row,
+            brem,
+            out[sl],
+            crossed[sl],
+            photon[sl],
+            stop_z[sl],
+            reason[sl],
+        )
+    backward = ~forward & (charge != 0.0)
+    reason[backward] = REASONS["LEFT"]
+    stop_z[backward] = states[backward, 2]
+    return TransportResult(
+        states=out,
+        crossed=crossed,
+        photon_energy=photon,
+        stop_z=stop_z,
+        reason=reason,
+        plane_z=planes[:, 0].copy(),
+        plane_names=conditions.plane_names(),
+    )
