@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-ENTRIES = ("generate", "hepmc", "propagation")
+ENTRIES = ("generate", "hepmc", "propagation", "detailed")
 RESULTS = Path(__file__).parent / "results"
 
 
@@ -87,6 +87,20 @@ def _plot_propagation(results: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
+def _plot_bars(rates: dict[str, float], xlabel: str, path: Path) -> None:
+    import matplotlib as mpl
+
+    mpl.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 2.5), layout="constrained")
+    ax.barh(list(rates), list(rates.values()), color="tab:purple")
+    ax.set_xscale("log")
+    ax.set_xlabel(xlabel)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small samples (a smoke test)")
@@ -113,6 +127,16 @@ def main() -> None:
                 _plot_propagation(results, RESULTS / "propagation.png")
                 for key in ("single_kick", "single_kick_acceptance", "rk_to_T", "propagation_step"):
                     print(f"{key:24s} {results[key]['particles_per_s']:14,.0f} particles/s")
+            elif name == "detailed":
+                from benchmarks.bench_detailed import run as run_detailed
+
+                results = run_detailed(work, quick=args.quick)
+                _plot_bars(
+                    {k: v["particles_per_s"] for k, v in results.items() if isinstance(v, dict)},
+                    "charged particles / s through field and material (median of 3)",
+                    RESULTS / "detailed.png",
+                )
+                print(json.dumps(results, indent=1))
             else:
                 from benchmarks.bench_hepmc import run as run_hepmc
 
