@@ -28,6 +28,7 @@ STREAMS: Final = MappingProxyType(
         "pv": 6,
         "decay_in_flight": 7,
         "transport": 8,
+        "hits": 9,
     }
 )
 
