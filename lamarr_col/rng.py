@@ -15,7 +15,7 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["STREAMS", "EventKeys", "poisson_from_uniform"]
+__all__ = ["STREAMS", "EventKeys", "box_muller", "poisson_from_uniform"]
 
 #: One stream id per consumer of randomness. Never reuse or renumber an id: it changes outputs.
 STREAMS: Final = MappingProxyType(
@@ -82,7 +82,7 @@ class EventKeys:
         c = _u64(counters) * np.uint64(2)
         u1 = self.uniform(stream, events, c)
         u2 = self.uniform(stream, events, c + np.uint64(1))
-        return np.sqrt(-2.0 * np.log(u1)) * np.cos(2.0 * np.pi * u2)
+        return box_muller(u1, u2)[0]
 
     def poisson(
         self, stream: str, events: npt.ArrayLike, counters: npt.ArrayLike, mean: float
@@ -114,19 +114,31 @@ class EventKeys:
         return (a * (2 * event + counter) + b) % high + 1
 
 
-def poisson_from_uniform(u: npt.NDArray[np.float64], mean: float) -> npt.NDArray[np.int64]:
-    """Invert the Poisson CDF at ``u`` (fine for means up to a few hundred)."""
-    if not (np.isfinite(mean) and 0 <= mean < 700):
+def box_muller(
+    u1: npt.NDArray[np.float64], u2: npt.NDArray[np.float64]
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """Two independent standard normals from two uniforms in (0, 1) (Box–Muller)."""
+    radius = np.sqrt(-2.0 * np.log(u1))
+    angle = 2.0 * np.pi * u2
+    return radius * np.cos(angle), radius * np.sin(angle)
+
+
+def poisson_from_uniform(
+    u: npt.NDArray[np.float64], mean: float | npt.NDArray[np.float64]
+) -> npt.NDArray[np.int64]:
+    """Invert the Poisson CDF at ``u``; ``mean`` is one number or one per entry (below 700)."""
+    means = np.broadcast_to(np.asarray(mean, dtype=np.float64), np.shape(u))
+    if not (np.all(np.isfinite(means)) and np.all(means >= 0) and np.all(means < 700)):
         msg = f"Poisson mean must be in [0, 700), got {mean}"
         raise ValueError(msg)
-    k = np.zeros(u.shape, dtype=np.int64)
-    term = np.full(u.shape, np.exp(-mean))
+    k = np.zeros(np.shape(u), dtype=np.int64)
+    term = np.exp(-means)
     cdf = term.copy()
     active = u > cdf
     n = 0
     while active.any() and n < 10_000:
         n += 1
-        term = term * mean / n
+        term = term * means / n
         cdf = cdf + term
         k[active] = n
         active &= u > cdf

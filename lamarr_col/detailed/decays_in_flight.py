@@ -132,29 +132,13 @@ def _daughters(
     d_mass: npt.NDArray[np.float64],
 ) -> dict[str, np.ndarray]:
     """Lab-frame daughters of the decayed particles ``rows`` of ``gen``, one channel."""
-    n_mothers, n_d = rows.size, d_pid.size
     mother_mass = gen["mass"][rows].astype(np.float64)
     mother_p4 = np.stack([gen[k][rows] for k in ("px", "py", "pz", "e")], axis=1)
     draw = phasespace.keyed_uniforms(keys, STREAM, evn, gen["local"][rows])
     rest = phasespace.generate(mother_mass, d_mass, draw, max_candidates=_OWN_CANDIDATE)
     lab = phasespace.boost_from_rest(rest, mother_p4[:, None, :], mother_mass[:, None])
-    rep = np.repeat(rows, n_d)
-    out: dict[str, np.ndarray] = {
-        "pid": np.tile(d_pid, n_mothers),
-        "mass": np.tile(d_mass, n_mothers),
-        "px": lab[..., 0].ravel(),
-        "py": lab[..., 1].ravel(),
-        "pz": lab[..., 2].ravel(),
-        "e": lab[..., 3].ravel(),
-        **{f"v{a}": gen[f"end_v{a}"][rep] for a in "xyzt"},
-        **{f"end_v{a}": np.full(rep.size, np.nan) for a in "xyzt"},
-        "mother": gen["local"][rep],
-        "status": np.full(rep.size, STATUS_FINAL, dtype=np.int64),
-        "collision": gen["collision"][rep],
-        "event_index": gen["event_index"][rep],
-        "_m": rep,
-        "_d": np.tile(np.arange(n_d), n_mothers),
-    }
+    out = phasespace.daughter_columns(gen, rows, d_pid, d_mass, lab)
+    out["event_index"] = gen["event_index"][out["_m"]]
     return out
 
 

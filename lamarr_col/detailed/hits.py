@@ -45,7 +45,7 @@ import numpy.typing as npt
 
 from lamarr_col.detailed.transport import TransportResult
 from lamarr_col.detector.conditions import GROUPS, ConditionSet
-from lamarr_col.rng import EventKeys
+from lamarr_col.rng import EventKeys, box_muller, poisson_from_uniform
 
 __all__ = ["HIT_GROUPS", "NOISE_FRACTION", "Hits", "make_hits"]
 
@@ -104,30 +104,6 @@ def inside(
     p = {k: np.asarray(planes[k], dtype=np.float64)[plane] for k in _AREA}
     hole = (ax < p["hole_x"]) & (ay < p["hole_y"])
     return (ax <= p["x_max"]) & (ay <= p["y_max"]) & (r >= p["r_min"]) & (r <= p["r_max"]) & ~hole
-
-
-def _poisson(u: npt.NDArray[np.float64], mean: npt.NDArray[np.float64]) -> npt.NDArray[np.int64]:
-    """Invert the Poisson CDF at ``u`` with one mean per entry (means up to a few hundred)."""
-    k = np.zeros(u.shape, dtype=np.int64)
-    term = np.exp(-mean)
-    cdf = term.copy()
-    active = u > cdf
-    n = 0
-    while active.any() and n < 10_000:
-        n += 1
-        term = term * mean / n
-        cdf = cdf + term
-        k[active] = n
-        active &= u > cdf
-    return k
-
-
-def _box_muller(
-    u1: npt.NDArray[np.float64], u2: npt.NDArray[np.float64]
-) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
-    radius = np.sqrt(-2.0 * np.log(u1))
-    angle = 2.0 * math.pi * u2
-    return radius * np.cos(angle), radius * np.sin(angle)
 
 
 def _noise_counter(
@@ -251,7 +227,7 @@ def make_hits(
     evn = ev_num[row]
     kept = keys.uniform(_STREAM, evn, base) < efficiency[pl]
     row, pl, base, evn = row[kept], pl[kept], base[kept], evn[kept]
-    g1, g2 = _box_muller(
+    g1, g2 = box_muller(
         keys.uniform(_STREAM, evn, base + np.uint64(1)),
         keys.uniform(_STREAM, evn, base + np.uint64(2)),
     )
@@ -270,7 +246,9 @@ def make_hits(
     n_ev, n_pl = np.nonzero(occupancy)
     zero = np.zeros(len(n_ev), dtype=np.int64)
     count_u = keys.uniform(_STREAM, number[n_ev], _noise_counter(n_pl, zero, 0))
-    counts = _poisson(count_u, noise_fraction * occupancy[n_ev, n_pl].astype(np.float64))
+    counts = poisson_from_uniform(
+        count_u, noise_fraction * occupancy[n_ev, n_pl].astype(np.float64)
+    )
     noise_ev = np.repeat(n_ev, counts)
     noise_pl = np.repeat(n_pl, counts)
     starts = np.repeat(np.cumsum(counts) - counts, counts)

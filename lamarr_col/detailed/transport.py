@@ -41,7 +41,7 @@ from lamarr_col.kernels.stepping import (
     REASONS,
     transport_with_material,
 )
-from lamarr_col.rng import EventKeys
+from lamarr_col.rng import EventKeys, box_muller
 
 __all__ = ["PLANE_MATERIALS", "REASONS", "TransportResult", "transport_particles"]
 
@@ -130,11 +130,8 @@ def _random_numbers(
 
     uniforms = np.ascontiguousarray(draw(slice(None), range(2)))
     u = draw(slice(None), range(2, 6))
-    radius = np.sqrt(-2.0 * np.log(u[..., 0::2]))
-    angle = 2.0 * math.pi * u[..., 1::2]
     normals = np.empty_like(u)
-    normals[..., 0::2] = radius * np.cos(angle)
-    normals[..., 1::2] = radius * np.sin(angle)
+    normals[..., 0::2], normals[..., 1::2] = box_muller(u[..., 0::2], u[..., 1::2])
     brem = np.ascontiguousarray(draw(electrons, range(6, 6 + BREM_UNIFORMS)))
     return np.ascontiguousarray(normals), uniforms, brem
 

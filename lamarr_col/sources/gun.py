@@ -459,23 +459,9 @@ class ParticleGun(Source):
                 cols["mass"][rows], d_mass, draw, max_candidates=_OWN_CANDIDATE
             )
             lab = phasespace.boost_from_rest(rest, mother_p4[:, None, :], cols["mass"][rows, None])
-        rep = np.repeat(rows, n_d)
-        out = {
-            "pid": np.tile(d_pid, n_mothers),
-            "mass": np.tile(d_mass, n_mothers),
-            "px": lab[..., 0].ravel(),
-            "py": lab[..., 1].ravel(),
-            "pz": lab[..., 2].ravel(),
-            "e": lab[..., 3].ravel(),
-            **{f"v{a}": cols[f"end_v{a}"][rep] for a in "xyzt"},
-            **{f"end_v{a}": np.full(rep.size, np.nan) for a in "xyzt"},
-            "mother": cols["local"][rep],
-            "status": np.full(rep.size, STATUS_FINAL, dtype=np.int64),
-            "collision": cols["collision"][rep],
-            "ev": cols["ev"][rep],
-            "node": np.tile(d_node, n_mothers).astype(np.int64),
-            "local": np.zeros(rep.size, dtype=np.int64),
-            "_m": rep,
-            "_d": np.tile(np.arange(n_d), n_mothers),
-        }
+        out = phasespace.daughter_columns(cols, rows, d_pid, d_mass, lab)
+        rep = out["_m"]
+        out["ev"] = cols["ev"][rep]
+        out["node"] = np.tile(d_node, n_mothers).astype(np.int64)
+        out["local"] = np.zeros(rep.size, dtype=np.int64)
         return out

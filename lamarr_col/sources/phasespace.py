@@ -19,16 +19,18 @@ Four-vectors are arrays ``[..., 4]`` ordered ``(px, py, pz, E)``, in MeV.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import numpy as np
 import numpy.typing as npt
 
+from lamarr_col.event.schema import STATUS_FINAL
 from lamarr_col.rng import EventKeys
 
 __all__ = [
     "UniformSource",
     "boost_from_rest",
+    "daughter_columns",
     "decay_counter",
     "generate",
     "keyed_uniforms",
@@ -276,3 +278,35 @@ def decay_counter(decay_ids: npt.ArrayLike, candidates: npt.ArrayLike) -> npt.ND
     ids = np.asarray(decay_ids, dtype=np.uint64)
     cand = np.asarray(candidates, dtype=np.uint64)
     return (ids << np.uint64(32)) | (cand << np.uint64(8))
+
+
+def daughter_columns(
+    parents: Mapping[str, np.ndarray],
+    rows: np.ndarray,
+    d_pid: np.ndarray,
+    d_mass: np.ndarray,
+    lab: np.ndarray,
+) -> dict[str, np.ndarray]:
+    """Event-model columns of the daughters of ``parents[rows]``, one decay mode for all.
+
+    ``lab`` (len(rows), n_d, 4) holds the daughters' lab four-momenta (MeV); they start at
+    their mother's end vertex, final state, with ``mother`` = the mother's ``local`` index and
+    its ``collision``. ``_m`` (mother row) and ``_d`` (daughter slot) help the caller order them.
+    """
+    n_mothers, n_d = len(rows), len(d_pid)
+    rep = np.repeat(rows, n_d)
+    return {
+        "pid": np.tile(d_pid, n_mothers),
+        "mass": np.tile(d_mass, n_mothers),
+        "px": lab[..., 0].ravel(),
+        "py": lab[..., 1].ravel(),
+        "pz": lab[..., 2].ravel(),
+        "e": lab[..., 3].ravel(),
+        **{f"v{a}": parents[f"end_v{a}"][rep] for a in "xyzt"},
+        **{f"end_v{a}": np.full(rep.size, np.nan) for a in "xyzt"},
+        "mother": parents["local"][rep],
+        "status": np.full(rep.size, STATUS_FINAL, dtype=np.int64),
+        "collision": parents["collision"][rep],
+        "_m": rep,
+        "_d": np.tile(np.arange(n_d), n_mothers),
+    }
