@@ -107,7 +107,7 @@ def test_analytic_cases(prep):
 
 @settings(max_examples=25, deadline=None)
 @given(
-    n=st.integers(1, 40),
+    n=st.integers(1, 700),  # several chunks of the kernel
     seed=st.integers(0, 2**32 - 1),
 )
 def test_fused_kernel_matches_the_reference(prep, n, seed):
@@ -123,6 +123,9 @@ def test_fused_kernel_matches_the_reference(prep, n, seed):
         ]
     )
     z_end = np.where(rng.random(n) < 0.3, states[:, 2] + rng.uniform(0, 15000, n), np.inf)
+    # a few broken inputs: NaN anywhere in the state or the end point is inside nothing
+    states[rng.random((n, 6)) < 0.01] = np.nan
+    z_end[rng.random(n) < 0.01] = np.nan
     args = (
         states,
         z_end,
