@@ -21,8 +21,11 @@ of qop) gives the reference; a second filter runs backwards from the last entry,
 forward result with the same broad prior, so its state at the first entry uses every hit (the
 "second filter" form of the smoother; the prior's weight is below 10⁻⁶ of the hits'). χ² and
 ndof (measurements − 5) come from the backward filter's predicted residuals. Between entries
-the state moves with RK4 (``rk._rk4_segment``, steps ≤ ``step``); the 5×5 Jacobian is central
-finite differences of that transport (shifts ``_EPS``). At each layer (order as the detailed
+the state moves with RK4 (``rk._rk4_segment``, steps ≤ ``step``). The 5×5 Jacobian: the x
+column is exact (the field map does not depend on x); where the field cannot bend the track
+over the hop (κ·|q/p|·max|B_y|·|Δz| < 10⁻⁷ rad, :func:`hop_kick_bound`: most of the VELO) it
+is the straight line's; elsewhere forward finite differences of the transport (shifts
+``_EPS``), four extra transports per hop. At each layer (order as the detailed
 transport: Bethe mean energy loss, then Highland scattering at the entry momentum):
     qop: |p| changes by dE = bethe_dedx·grams·N (N = √(1 + tx² + ty²)); Jacobian (qop'/qop)²;
          no straggling term;
@@ -43,6 +46,7 @@ import math
 import numba as nb
 import numpy as np
 
+from .field import KAPPA
 from .material import _bethe_reference, bethe_dedx, highland_theta0
 from .rk import _rk4_segment, transport_reference
 
@@ -54,28 +58,66 @@ _PRIOR = np.array([10.0, 10.0, 0.1, 0.1, 1.0])  # qop: relative
 _IDX = (0, 1, 3, 4, 5)  # 5-vector rows of the 6-vector state
 
 
+#: Below this |q/p|·max|B_y|·|Δz| (rad; κ included) a hop's Jacobian is the straight line's.
+_STRAIGHT_KICK = 1e-7
+
+
+@nb.njit(cache=True)
+def hop_kick_bound(
+    z_from: float, z_to: float, qop: float, z0: float, dz: float, by: np.ndarray
+) -> float:
+    """An upper bound (rad) of the slope change the field can give over [z_from, z_to]:
+    κ·|q/p|·max|B_y|·|Δz| over the table cells the hop spans."""
+    lo, hi = min(z_from, z_to), max(z_from, z_to)
+    n = by.shape[0]
+    i_lo = max(0, math.floor((lo - z0) / dz))
+    i_hi = min(n - 1, math.ceil((hi - z0) / dz))
+    b_max = 0.0
+    for i in range(i_lo, i_hi + 1):
+        b_max = max(b_max, abs(by[i]))
+    return KAPPA * abs(qop) * b_max * (hi - lo)
+
+
 @nb.njit(cache=True)
 def _propagate(
-    s: np.ndarray, z_to: float, step: float, z0: float, dz: float, by: np.ndarray, jac: np.ndarray
+    s: np.ndarray,
+    z_to: float,
+    step: float,
+    z0: float,
+    dz: float,
+    by: np.ndarray,
+    jac: np.ndarray,
+    nominal: np.ndarray,
+    w: np.ndarray,
 ) -> bool:
-    """Move ``s`` (6,) to ``z_to``; fill ``jac`` (5, 5) by central differences."""
+    """Move ``s`` (6,) to ``z_to``; fill ``jac`` (5, 5) (module docstring); ``nominal`` and
+    ``w`` (6,) are scratch."""
     jac[:, :] = 0.0
+    jac[0, 0] = 1.0  # the field does not depend on x: a shift in x stays a shift in x
     if z_to == s[2]:
         for a in range(5):
             jac[a, a] = 1.0
         return True
+    if hop_kick_bound(s[2], z_to, s[5], z0, dz, by) < _STRAIGHT_KICK:
+        dzh = z_to - s[2]
+        for a in range(5):
+            jac[a, a] = 1.0
+        jac[0, 2] = jac[1, 3] = dzh
+        return _rk4_segment(s, z_to, step, z0, dz, by)
     idx = (0, 1, 3, 4, 5)
-    w = np.empty(6)
-    for col in range(5):
+    nominal[:] = s
+    if not _rk4_segment(nominal, z_to, step, z0, dz, by):
+        return False
+    for col in range(1, 5):
         h = _EPS[col] * (abs(s[5]) if col == 4 else 1.0)
-        for sign in (1.0, -1.0):
-            w[:] = s
-            w[idx[col]] += sign * h
-            if not _rk4_segment(w, z_to, step, z0, dz, by):
-                return False
-            for row in range(5):
-                jac[row, col] += sign * w[idx[row]] / (2.0 * h)
-    return _rk4_segment(s, z_to, step, z0, dz, by)
+        w[:] = s
+        w[idx[col]] += h
+        if not _rk4_segment(w, z_to, step, z0, dz, by):
+            return False
+        for row in range(5):
+            jac[row, col] = (w[idx[row]] - nominal[idx[row]]) / h
+    s[:] = nominal
+    return True
 
 
 @nb.njit(cache=True)
@@ -104,39 +146,60 @@ def _layer(
     beta = p_entry / math.sqrt(p_entry * p_entry + mass * mass)
     th = highland_theta0(p_entry, beta, 1.0, e[5] * nf)
     q = th * th * n2
-    qs = np.array([[q * (1.0 + tx * tx), q * tx * ty], [q * tx * ty, q * (1.0 + ty * ty)]])
     length = e[6] * nf
+    f_pos = length * length / 3.0 / n2
+    f_cross = 0.5 * length / nf
     for a in range(2):
         for b in range(2):
-            c[a, b] += length * length / 3.0 * qs[a, b] / n2
-            c[a, 2 + b] += 0.5 * length * qs[a, b] / nf
-            c[2 + a, b] += 0.5 * length * qs[a, b] / nf
-            c[2 + a, 2 + b] += qs[a, b]
+            qs = q * (1.0 + (tx * tx if a == 0 else ty * ty)) if a == b else q * tx * ty
+            c[a, b] += f_pos * qs
+            c[a, 2 + b] += f_cross * qs
+            c[2 + a, b] += f_cross * qs
+            c[2 + a, 2 + b] += qs
 
 
 @nb.njit(cache=True)
-def _update(s: np.ndarray, c: np.ndarray, e: np.ndarray) -> float:
-    """Kalman update with the 1-D measurement of ``e``; returns its χ² (−1 if not positive)."""
+def _update(s: np.ndarray, c: np.ndarray, e: np.ndarray, hc: np.ndarray) -> float:
+    """Kalman update with the 1-D measurement of ``e``; returns its χ² (−1 if not positive);
+    ``hc`` (5,) is scratch."""
     if e[4] <= 0.0:
         return 0.0
-    hc = e[1] * c[0, :] + e[2] * c[1, :]  # H·C (5,)
+    for a in range(5):
+        hc[a] = e[1] * c[0, a] + e[2] * c[1, a]  # H·C
     r_var = e[1] * hc[0] + e[2] * hc[1] + e[4] * e[4]
     if not r_var > 0.0:
         return -1.0
     res = e[3] - (e[1] * s[0] + e[2] * s[1])
-    k = hc / r_var
     idx = (0, 1, 3, 4, 5)
     for a in range(5):
-        s[idx[a]] += k[a] * res
+        s[idx[a]] += hc[a] / r_var * res
     for a in range(5):
         for b in range(5):
-            c[a, b] -= k[a] * hc[b]
+            c[a, b] -= hc[a] / r_var * hc[b]
     for a in range(5):
         for b in range(a):
             m = 0.5 * (c[a, b] + c[b, a])
             c[a, b] = m
             c[b, a] = m
     return res * res / r_var
+
+
+@nb.njit(cache=True)
+def _similarity(c: np.ndarray, jac: np.ndarray, tmp: np.ndarray) -> None:
+    """c ← jac·c·jacᵀ in place (5×5, symmetric result); ``tmp`` (5, 5) is scratch."""
+    for a in range(5):
+        for b in range(5):
+            acc = 0.0
+            for k in range(5):
+                acc += jac[a, k] * c[k, b]
+            tmp[a, b] = acc
+    for a in range(5):
+        for b in range(a, 5):
+            acc = 0.0
+            for k in range(5):
+                acc += tmp[a, k] * jac[b, k]
+            c[a, b] = acc
+            c[b, a] = acc
 
 
 @nb.njit(cache=True)
@@ -165,15 +228,19 @@ def _fit_one(
     """Fit one track; fills the first-entry (s, c) and beam (beam, cb) results."""
     n = entries.shape[0]
     jac = np.empty((5, 5))
+    tmp = np.empty((5, 5))
+    hc = np.empty(5)
+    nominal = np.empty(6)
+    w = np.empty(6)
     s[:] = seed
     _reset(c, s[5])
     for k in range(n):  # forward filter
         e = entries[k]
-        if not _propagate(s, e[0], step, z0, dz, by, jac):
+        if not _propagate(s, e[0], step, z0, dz, by, jac, nominal, w):
             return False, 0.0, 0
-        c[:, :] = jac @ c @ jac.T
+        _similarity(c, jac, tmp)
         _layer(s, c, e, mats[k], mass, True)
-        if _update(s, c, e) < 0.0:
+        if _update(s, c, e, hc) < 0.0:
             return False, 0.0, 0
     _reset(c, s[5])
     chi2 = 0.0
@@ -182,10 +249,10 @@ def _fit_one(
         e = entries[k]
         if k < n - 1:
             _layer(s, c, entries[k + 1], mats[k + 1], mass, False)
-            if not _propagate(s, e[0], step, z0, dz, by, jac):
+            if not _propagate(s, e[0], step, z0, dz, by, jac, nominal, w):
                 return False, 0.0, 0
-            c[:, :] = jac @ c @ jac.T
-        r = _update(s, c, e)
+            _similarity(c, jac, tmp)
+        r = _update(s, c, e, hc)
         if r < 0.0:
             return False, 0.0, 0
         chi2 += r
@@ -205,7 +272,7 @@ def _fit_one(
         jac[a, a] = 1.0
     jac[0, 2] = dzb
     jac[1, 3] = dzb
-    cb[:, :] = jac @ cb @ jac.T
+    _similarity(cb, jac, tmp)
     return True, chi2, ndof
 
 
@@ -309,6 +376,8 @@ def _update_reference(s: np.ndarray, c: np.ndarray, e: np.ndarray) -> float:
 def _propagate_reference(
     s: np.ndarray, z_to: float, step: float, field: tuple[float, float, np.ndarray]
 ) -> np.ndarray:
+    """Twin of :func:`_propagate` in numpy: x column exact, straight-line Jacobian where the
+    field cannot bend the track (:func:`hop_kick_bound`), forward differences elsewhere."""
     if z_to == s[2]:
         return np.eye(5)
     cols = list(_IDX)
@@ -317,14 +386,19 @@ def _propagate_reference(
         out = transport_reference(v[None, :], np.array([z_to]), *field, step)[0, 0]
         return np.asarray(out[cols])
 
-    jac = np.empty((5, 5))
-    for col in range(5):
-        h = float(_EPS[col]) * (abs(s[5]) if col == 4 else 1.0)
-        up, down = s.copy(), s.copy()
-        up[cols[col]] += h
-        down[cols[col]] -= h
-        jac[:, col] = (move(up) - move(down)) / (2.0 * h)
-    s[cols] = move(s)
+    nominal = move(s)
+    if hop_kick_bound(float(s[2]), z_to, float(s[5]), *field) < _STRAIGHT_KICK:
+        jac = np.eye(5)
+        jac[0, 2] = jac[1, 3] = z_to - s[2]
+    else:
+        jac = np.zeros((5, 5))
+        jac[0, 0] = 1.0
+        for col in range(1, 5):
+            h = float(_EPS[col]) * (abs(s[5]) if col == 4 else 1.0)
+            up = s.copy()
+            up[cols[col]] += h
+            jac[:, col] = (move(up) - nominal) / h
+    s[cols] = nominal
     s[2] = z_to
     return jac
 

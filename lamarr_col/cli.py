@@ -93,6 +93,32 @@ def _build_parser() -> argparse.ArgumentParser:
         ),
         formatter_class=_HelpFormatter,
     )
+    _add_job_arguments(gen)
+    det = sub.add_parser(
+        "detailed",
+        help="run the detailed (reference) simulation's tracking on generated or read events",
+        description=(
+            "Generate or read events as `generate` does, run the detailed simulation "
+            "(decays in flight, transport with material, hits, track finding and Kalman fit) "
+            "and write the events with their `tracks` (docs/detailed.md)."
+        ),
+        formatter_class=_HelpFormatter,
+    )
+    _add_job_arguments(det)
+    sim = det.add_argument_group("detailed simulation")
+    sim.add_argument("--conditions", default="lhcb-run3", help="condition set: name or TOML file")
+    sim.add_argument("--polarity", choices=("MagDown", "MagUp"), default=None)
+    sim.add_argument(
+        "--no-decays-in-flight",
+        action="store_true",
+        help="do not decay the generator's long-lived particles inside the detector",
+    )
+    _add_conditions_parser(sub)
+    return parser
+
+
+def _add_job_arguments(gen: argparse.ArgumentParser) -> None:
+    """Source, output and run options shared by `generate` and `detailed`."""
     gen.add_argument(
         "--source",
         default="pythia",
@@ -204,6 +230,9 @@ def _build_parser() -> argparse.ArgumentParser:
         default="auto",
         help="how HepMC GenEvents (collisions) form bunch crossings (see docs/sources.md)",
     )
+
+
+def _add_conditions_parser(sub: Any) -> None:
     cond = sub.add_parser(
         "conditions",
         help="show or calibrate detector condition sets",
@@ -229,7 +258,6 @@ def _build_parser() -> argparse.ArgumentParser:
         p.add_argument("conditions", nargs="?", default="lhcb-run3", help="name or TOML file")
     for p in (show, residuals):
         p.add_argument("--polarity", choices=("MagDown", "MagUp"), default=None)
-    return parser
 
 
 def _conditions(args: argparse.Namespace) -> int:
@@ -388,11 +416,12 @@ def _generate(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
+    step = _detailed_step(args) if args.command == "detailed" else None
     with tqdm(
         total=n_events,
         unit="ev",
         disable=args.no_progress or None,
-        desc="generate",
+        desc=args.command,
         file=sys.stderr,
     ) as bar:
         summary = generate(
@@ -407,6 +436,8 @@ def _generate(args: argparse.Namespace) -> int:
             compression=args.compression,
             settings=settings,
             progress=bar.update,
+            step=step,
+            job=args.command,
         )
     rate = summary.events_per_s
     print(
@@ -421,12 +452,24 @@ def _generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _detailed_step(args: argparse.Namespace) -> Any:
+    """The batch → batch function of `lamarr-col detailed` (conditions loaded once)."""
+    from functools import partial
+
+    from lamarr_col.detailed.simulate import DetailedOptions, simulate_tracking
+    from lamarr_col.detector import load_conditions
+
+    conditions = load_conditions(args.conditions, args.polarity)
+    options = DetailedOptions(decays_in_flight=not args.no_decays_in_flight)
+    return partial(simulate_tracking, conditions=conditions, seed=args.seed, options=options)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``lamarr-col``; returns the exit code."""
     parser = _build_parser()
     args = parser.parse_args(argv)
     try:
-        if args.command == "generate":
+        if args.command in ("generate", "detailed"):
             _check_options_fit_source(parser, args)
             return _generate(args)
         if args.command == "conditions":

@@ -39,7 +39,12 @@ class RunSummary:
 
 
 def _metadata(
-    source: Source, seed: int, run: int, first_event: int, settings: dict[str, Any]
+    source: Source,
+    seed: int,
+    run: int,
+    first_event: int,
+    settings: dict[str, Any],
+    job: str = "generate",
 ) -> dict[str, Any]:
     from lamarr_col import __version__
 
@@ -47,7 +52,7 @@ def _metadata(
         "package": "lamarr_col",
         "version": __version__,
         "schema_version": SCHEMA_VERSION,
-        "job": "generate",
+        "job": job,
         "seed": seed,
         "run": run,
         "first_event": first_event,
@@ -70,23 +75,29 @@ def generate(
     compression: str = "zstd",
     settings: dict[str, Any] | None = None,
     progress: Callable[[int], None] | None = None,
+    step: Callable[[ak.Array], ak.Array] | None = None,
+    job: str = "generate",
 ) -> RunSummary:
     """Stream ``n_events`` from ``source`` into ``output`` (see :mod:`lamarr_col.io.writers`).
 
-    ``batch_size`` defaults to the source's ``default_batch_size``.
+    ``batch_size`` defaults to the source's ``default_batch_size``. ``step``, when given, maps
+    each batch to the batch that is written (e.g. the detailed simulation); ``job`` names the
+    job in the file's metadata.
 
     On an exception the events written so far are kept in ``<output>.partial`` (a valid file)
     and the exception propagates with a note saying so.
     """
     summary = RunSummary(output=str(output))
     unknown_before = Counter(source.stats.unknown_pids)  # a source may be reused across runs
-    metadata = _metadata(source, seed, run, first_event, settings or {})
+    metadata = _metadata(source, seed, run, first_event, settings or {}, job)
     check_output(output, format=format, compression=compression)  # fail before any work
     writer: EventWriter | None = None  # opened with the first batch: no file if setup fails
     start = time.perf_counter()
     try:
         size = batch_size or source.default_batch_size
-        for batch in source.batches(n_events, size, seed=seed, run=run, first_event=first_event):
+        batches = source.batches(n_events, size, seed=seed, run=run, first_event=first_event)
+        for generated in batches:
+            batch = generated if step is None else step(generated)
             if writer is None:
                 writer = open_writer(output, metadata, format=format, compression=compression)
             writer.write(batch)

@@ -7,6 +7,7 @@ from this module (``python -m lamarr_col.event.schema``) and a test keeps the tw
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Final
@@ -23,6 +24,8 @@ __all__ = [
     "STATUS_DECAYED",
     "STATUS_FINAL",
     "STEP_FIELDS",
+    "TRACK_FIELDS",
+    "TRACK_STATE",
     "Field",
     "markdown",
 ]
@@ -120,6 +123,58 @@ PV_FIELDS: Final = MappingProxyType(
     }
 )
 
+#: Covariance entries of a track state, upper triangle of (x, y, tx, ty, qop).
+TRACK_STATE: Final = ("x", "y", "tx", "ty", "qop")
+_STATE_UNITS: Final = {"x": "mm", "y": "mm", "tx": "", "ty": "", "qop": "1/MeV"}
+
+
+def _cov_unit(a: str, b: str) -> str:
+    parts = [u for u in (_STATE_UNITS[a], _STATE_UNITS[b]) if u]
+    return "·".join(parts) if parts else ""
+
+
+#: The ``tracks`` collection: reconstructed tracks (lamarr_col.detailed.simulate; the flash
+#: charged branch writes the same fields).
+TRACK_FIELDS: Final = MappingProxyType(
+    {
+        "track_type": Field(
+            "int8", "", "LHCb track type: 1 VELO, 3 long, 4 upstream, 5 downstream, 6 T"
+        ),
+        "x": Field(
+            "float64",
+            "mm",
+            "reference state x: closest to the beam for tracks with a "
+            "VELO segment, at the first hit for downstream and T tracks",
+        ),
+        "y": Field("float64", "mm", "reference state y"),
+        "z": Field("float64", "mm", "reference state z"),
+        "tx": Field("float64", "", "reference state slope dx/dz"),
+        "ty": Field("float64", "", "reference state slope dy/dz"),
+        "qop": Field(
+            "float64",
+            "1/MeV",
+            "charge over momentum (VELO tracks: not measured, see docs/detailed.md)",
+        ),
+        "px": Field("float64", "MeV", "momentum x at the reference state"),
+        "py": Field("float64", "MeV", "momentum y"),
+        "pz": Field("float64", "MeV", "momentum z"),
+        **{
+            f"cov_{a}_{b}": Field("float64", _cov_unit(a, b), f"covariance ({a}, {b}) of the state")
+            for i, a in enumerate(TRACK_STATE)
+            for b in TRACK_STATE[i:]
+        },
+        "chi2": Field("float64", "", "χ² of the track fit"),
+        "ndof": Field("int32", "", "degrees of freedom of the track fit"),
+        "ghost_prob": Field("float32", "", "probability that the track is a ghost"),
+        "n_velo_hits": Field("int16", "", "VELO hits on the track"),
+        "n_ut_hits": Field("int16", "", "UT (TT) hits on the track"),
+        "n_t_hits": Field("int16", "", "T-station hits on the track"),
+        "mcparticle": Field(
+            "int32", "", "index of the true particle in mcparticles, -1 for a ghost"
+        ),
+    }
+)
+
 #: Everything the flash steps of this release add: (collection, fields) pairs.
 STEP_FIELDS: Final = MappingProxyType({"mcparticles": PROPAGATION_FIELDS, "pvs": PV_FIELDS})
 
@@ -165,15 +220,23 @@ def markdown() -> str:
         "primary vertices only) and the event-level `n_pvs` (int32).",
     ]
     for cname, fields in STEP_FIELDS.items():
-        lines += [
-            "",
-            f"### `{cname}`",
-            "",
-            "| field | dtype | unit | meaning |",
-            "|---|---|---|---|",
-        ]
-        lines += [f"| `{n}` | {f.dtype} | {f.unit} | {f.doc} |" for n, f in fields.items()]
+        lines += _table(f"### `{cname}`", fields)
+    lines += [
+        "",
+        "## Added by the detailed simulation",
+        "",
+        "`lamarr_col.detailed.simulate.simulate_tracking` appends the daughters of decays in",
+        "flight to `mcparticles`, and adds the `tracks` collection (one record per",
+        "reconstructed track, ghosts included), a `pvs` collection with the fields above",
+        "(vertices fitted from the tracks) and `n_pvs`.",
+    ]
+    lines += _table("### `tracks`", TRACK_FIELDS)
     return "\n".join(lines) + "\n"
+
+
+def _table(title: str, fields: Mapping[str, Field]) -> list[str]:
+    rows = [f"| `{n}` | {f.dtype} | {f.unit} | {f.doc} |" for n, f in fields.items()]
+    return ["", title, "", "| field | dtype | unit | meaning |", "|---|---|---|---|", *rows]
 
 
 if __name__ == "__main__":

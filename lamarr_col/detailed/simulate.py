@@ -1,0 +1,249 @@
+"""The detailed simulation's tracking chain over a batch of the event model.
+
+:func:`simulate_tracking` runs, on the generator-level batch:
+
+1. decays in flight (:mod:`lamarr_col.detailed.decays_in_flight`): the daughters are appended
+   to ``mcparticles`` with their mother links;
+2. transport with material up to the last T plane (:mod:`lamarr_col.detailed.transport`);
+3. hits in VELO, UT and T with efficiency, resolution and noise (:mod:`.hits`);
+4. track finding (:mod:`.recognition`) and the Kalman fit (:mod:`.fit`, pion mass hypothesis);
+   tracks with a VELO segment are seeded from their pixel hits, downstream and T tracks from
+   their T hits (:func:`t_seeds`);
+5. the ``tracks`` collection (fields in ``docs/event_model.md``).
+
+Randomness: every stage draws keyed random numbers from ``seed`` (its own stream of
+:data:`lamarr_col.rng.STREAMS`), so a particle's fate depends on (seed, event number, index in
+event) only, never on the batch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import awkward as ak
+import numpy as np
+import numpy.typing as npt
+
+from lamarr_col.detailed.decays_in_flight import decay_in_flight
+from lamarr_col.detailed.fit import FitResult, fit_tracks, seed_states
+from lamarr_col.detailed.hits import NOISE_FRACTION, Hits, make_hits
+from lamarr_col.detailed.recognition import FoundTracks, RecognitionRules, find_tracks
+from lamarr_col.detailed.transport import COLUMNS, TransportResult, transport_particles
+from lamarr_col.detector.conditions import GROUPS, ConditionSet
+from lamarr_col.event.schema import TRACK_FIELDS, TRACK_STATE
+from lamarr_col.kernels.acceptance import TRACK_TYPES
+from lamarr_col.kernels.field import KAPPA
+
+__all__ = ["DetailedOptions", "TrackingOutput", "simulate_tracking", "t_seeds"]
+
+_WITH_VELO = (TRACK_TYPES["VELO"], TRACK_TYPES["LONG"], TRACK_TYPES["UPSTREAM"])
+
+
+@dataclass(frozen=True)
+class DetailedOptions:
+    """Settings of the tracking chain (defaults: the calibrated detector)."""
+
+    decays_in_flight: bool = True
+    noise_fraction: float = NOISE_FRACTION
+    rules: RecognitionRules = field(default_factory=RecognitionRules)
+    step: float = 50.0  # mm, RK4 step of the transport (the truth)
+    fit_step: float = 200.0  # mm, RK4 step of the track fit (as precise here, 2–3× faster)
+
+
+@dataclass(frozen=True)
+class TrackingOutput:
+    """Intermediate products of one batch, for studies and the training tables."""
+
+    events: ak.Array
+    transport: TransportResult
+    hits: Hits
+    found: FoundTracks
+    fit: FitResult
+    particle_event_index: npt.NDArray[np.int64]
+
+
+def _flat_particles(
+    events: ak.Array,
+) -> tuple[dict[str, npt.NDArray[np.generic]], npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    mc = events.mcparticles
+    counts = ak.to_numpy(ak.num(mc, axis=1)).astype(np.int64)
+    cols = {c: ak.to_numpy(ak.flatten(mc[c], axis=1)) for c in (*COLUMNS, "collision")}
+    ev_pos = np.repeat(np.arange(len(counts), dtype=np.int64), counts)
+    index = np.arange(len(ev_pos), dtype=np.int64) - np.repeat(np.cumsum(counts) - counts, counts)
+    return cols, ev_pos, index
+
+
+def _line_fits(
+    track: npt.NDArray[np.int64], z: npt.NDArray[np.float64], v: npt.NDArray[np.float64], n: int
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """Per track (n,): least-squares v = a + b·z over the points of each track (NaN if < 2)."""
+    s0 = np.bincount(track, minlength=n).astype(np.float64)
+    sz, sv = np.bincount(track, z, n), np.bincount(track, v, n)
+    szz, szv = np.bincount(track, z * z, n), np.bincount(track, z * v, n)
+    det = s0 * szz - sz * sz
+    with np.errstate(divide="ignore", invalid="ignore"):
+        b = np.where(det > 0, (s0 * szv - sz * sv) / det, np.nan)
+        a = np.where(s0 > 0, (sv - b * sz) / s0, np.nan)
+    return a, b
+
+
+def t_seeds(hits: Hits, found: FoundTracks, conditions: ConditionSet) -> npt.NDArray[np.float64]:
+    """Seeds (t, 6) x, y, z, tx, ty, qop from each track's T hits, at their mean z.
+
+    x = a + b·z through the x-layer hits; y through the stereo hits' y = (u − x(z)·cos)/sin;
+    q/p from the kink of a particle from the origin with one kick at the field's centre of
+    gravity z_c: qop = −(b − x(z_c)/z_c) / (κ·∫B_y dz). NaN where a track has fewer than two
+    x or two stereo T hits."""
+    planes = conditions.planes()
+    n = len(found)
+    track = np.repeat(np.arange(n), np.diff(found.hit_offsets))
+    h = found.hit_index
+    plane = hits.plane[h].astype(np.int64)
+    in_t = planes["group"][plane] == GROUPS["T"]
+    stereo = planes["stereo"][plane]
+    xl = in_t & (stereo == 0.0)
+    sl = in_t & (stereo != 0.0)
+    a, b = _line_fits(track[xl], hits.z[h][xl], hits.u[h][xl], n)
+    zs = hits.z[h][sl]
+    x_at = a[track[sl]] + b[track[sl]] * zs
+    y_st = (hits.u[h][sl] - x_at * np.cos(stereo[sl])) / np.sin(stereo[sl])
+    c, d = _line_fits(track[sl], zs, y_st, n)
+    s0 = np.bincount(track[in_t], minlength=n)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        z_ref = np.bincount(track[in_t], hits.z[h][in_t], n) / s0
+    fld = conditions.field
+    zf = fld.z0 + fld.dz * np.arange(len(fld.by))
+    bdl = float(np.sum(fld.by) * fld.dz)
+    z_c = float(np.sum(fld.by * zf) / np.sum(fld.by)) if bdl != 0.0 else 1.0
+    out = np.empty((n, 6))
+    out[:, 0] = a + b * z_ref
+    out[:, 1] = c + d * z_ref
+    out[:, 2] = z_ref
+    out[:, 3] = b
+    out[:, 4] = d
+    out[:, 5] = -(b - (a + b * z_c) / z_c) / (KAPPA * bdl) if bdl != 0.0 else 1e-4
+    return out
+
+
+def _seeds(hits: Hits, found: FoundTracks, conditions: ConditionSet) -> npt.NDArray[np.float64]:
+    seeds = np.full((len(found), 6), np.nan)
+    velo = np.isin(found.track_type, _WITH_VELO)
+    lists = found.hit_lists()
+    if velo.any():
+        seeds[velo] = seed_states(hits, [lists[i] for i in np.flatnonzero(velo)], conditions)
+    if (~velo).any():
+        seeds[~velo] = t_seeds(hits, found, conditions)[~velo]
+    return seeds
+
+
+def _fit(hits: Hits, found: FoundTracks, conditions: ConditionSet, step: float) -> FitResult:
+    seeds = _seeds(hits, found, conditions)
+    good = np.all(np.isfinite(seeds), axis=1)
+    lists = found.hit_lists()
+    n = len(found)
+    fit = fit_tracks(
+        hits, [lists[i] for i in np.flatnonzero(good)], conditions, seeds[good], step=step
+    )
+    if good.all():
+        return fit
+
+    def spread(a: npt.NDArray[Any], fill: object) -> npt.NDArray[Any]:
+        out = np.full((n, *a.shape[1:]), fill, dtype=a.dtype)
+        out[good] = a
+        return out
+
+    return FitResult(
+        first=spread(fit.first, np.nan),
+        cov_first=spread(fit.cov_first, np.nan),
+        beam=spread(fit.beam, np.nan),
+        cov_beam=spread(fit.cov_beam, np.nan),
+        chi2=spread(fit.chi2, np.nan),
+        ndof=spread(fit.ndof, 0),
+        ok=spread(fit.ok, False),
+        seeds=seeds,
+    )
+
+
+def _track_record(found: FoundTracks, fit: FitResult, index: npt.NDArray[np.int64]) -> dict:
+    """Flat ``tracks`` fields (TRACK_FIELDS) of the fitted tracks."""
+    at_beam = np.isin(found.track_type, _WITH_VELO)
+    state = np.where(at_beam[:, None], fit.beam, fit.first)
+    cov = np.where(at_beam[:, None, None], fit.cov_beam, fit.cov_first)
+    tx, ty, qop = state[:, 3], state[:, 4], state[:, 5]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p = 1.0 / np.abs(qop)
+    pz = p / np.sqrt(1.0 + tx * tx + ty * ty)
+    rec: dict[str, npt.NDArray[np.generic]] = {
+        "track_type": found.track_type,
+        "x": state[:, 0],
+        "y": state[:, 1],
+        "z": state[:, 2],
+        "tx": tx,
+        "ty": ty,
+        "qop": qop,
+        "px": tx * pz,
+        "py": ty * pz,
+        "pz": pz,
+    }
+    for i, a in enumerate(TRACK_STATE):
+        for j in range(i, len(TRACK_STATE)):
+            rec[f"cov_{a}_{TRACK_STATE[j]}"] = cov[:, i, j]
+    rec["chi2"] = fit.chi2
+    rec["ndof"] = fit.ndof
+    rec["ghost_prob"] = np.zeros(len(found))
+    rec["n_velo_hits"] = found.n_velo
+    rec["n_ut_hits"] = found.n_ut
+    rec["n_t_hits"] = found.n_t
+    rec["mcparticle"] = np.where(found.row >= 0, index[np.maximum(found.row, 0)], -1)
+    return {k: np.ascontiguousarray(v, dtype=TRACK_FIELDS[k].dtype) for k, v in rec.items()}
+
+
+def run_tracking(
+    events: ak.Array,
+    conditions: ConditionSet,
+    *,
+    seed: int,
+    options: DetailedOptions = DetailedOptions(),
+) -> TrackingOutput:
+    """The chain of the module docstring, keeping every intermediate product."""
+    if options.decays_in_flight:
+        events = decay_in_flight(events, seed=seed)
+    cols, ev_pos, index = _flat_particles(events)
+    n_events = len(events)
+    numbers = ak.to_numpy(events["event"]).astype(np.uint64)[ev_pos]
+    planes = conditions.planes()
+    z_last_t = float(planes["z"][planes["group"] == GROUPS["T"]].max())
+    transport = transport_particles(
+        cols, numbers, index, conditions, seed=seed, z_max=z_last_t, step=options.step
+    )
+    hits = make_hits(
+        transport,
+        conditions,
+        numbers,
+        index,
+        ev_pos,
+        n_events,
+        seed=seed,
+        noise_fraction=options.noise_fraction,
+    )
+    found = find_tracks(hits, conditions, ev_pos, rules=options.rules)
+    fit = _fit(hits, found, conditions, options.fit_step)
+    return TrackingOutput(events, transport, hits, found, fit, ev_pos)
+
+
+def simulate_tracking(
+    events: ak.Array,
+    conditions: ConditionSet,
+    *,
+    seed: int,
+    options: DetailedOptions = DetailedOptions(),
+) -> ak.Array:
+    """``events`` after the detailed tracking chain: decays in flight appended to
+    ``mcparticles``, the ``tracks`` collection added (a new array)."""
+    out = run_tracking(events, conditions, seed=seed, options=options)
+    _, _, index = _flat_particles(out.events)
+    record = _track_record(out.found, out.fit, index)
+    per_event = np.bincount(out.found.event, minlength=len(out.events))
+    tracks = ak.unflatten(ak.zip(record), per_event)
+    return ak.with_field(out.events, tracks, "tracks")
