@@ -18,6 +18,7 @@ event) only, never on the batch.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -205,18 +206,24 @@ def run_tracking(
     *,
     seed: int,
     options: DetailedOptions = DetailedOptions(),
+    timings: dict[str, float] | None = None,
 ) -> TrackingOutput:
-    """The chain of the module docstring, keeping every intermediate product."""
+    """The chain of the module docstring, keeping every intermediate product. ``timings``, when
+    given, receives the wall time (s) of each stage, added to what it holds."""
+    clock = _Clock(timings)
     if options.decays_in_flight:
         events = decay_in_flight(events, seed=seed)
+    clock("decays_in_flight")
     cols, ev_pos, index = _flat_particles(events)
     n_events = len(events)
     numbers = ak.to_numpy(events["event"]).astype(np.uint64)[ev_pos]
     planes = conditions.planes()
     z_last_t = float(planes["z"][planes["group"] == GROUPS["T"]].max())
+    clock("flatten")
     transport = transport_particles(
         cols, numbers, index, conditions, seed=seed, z_max=z_last_t, step=options.step
     )
+    clock("transport")
     hits = make_hits(
         transport,
         conditions,
@@ -227,9 +234,26 @@ def run_tracking(
         seed=seed,
         noise_fraction=options.noise_fraction,
     )
+    clock("hits")
     found = find_tracks(hits, conditions, ev_pos, rules=options.rules)
+    clock("track_finding")
     fit = _fit(hits, found, conditions, options.fit_step)
+    clock("fit")
     return TrackingOutput(events, transport, hits, found, fit, ev_pos)
+
+
+class _Clock:
+    """Adds the time since the previous call to ``timings[stage]`` (no-op without a dict)."""
+
+    def __init__(self, timings: dict[str, float] | None) -> None:
+        self.timings = timings
+        self.last = time.perf_counter()
+
+    def __call__(self, stage: str) -> None:
+        now = time.perf_counter()
+        if self.timings is not None:
+            self.timings[stage] = self.timings.get(stage, 0.0) + now - self.last
+        self.last = now
 
 
 def simulate_tracking(
@@ -238,12 +262,17 @@ def simulate_tracking(
     *,
     seed: int,
     options: DetailedOptions = DetailedOptions(),
+    timings: dict[str, float] | None = None,
 ) -> ak.Array:
     """``events`` after the detailed tracking chain: decays in flight appended to
-    ``mcparticles``, the ``tracks`` collection added (a new array)."""
-    out = run_tracking(events, conditions, seed=seed, options=options)
+    ``mcparticles``, the ``tracks`` collection added (a new array). ``timings`` as
+    :func:`run_tracking`'s, plus the output stage."""
+    out = run_tracking(events, conditions, seed=seed, options=options, timings=timings)
+    clock = _Clock(timings)
     _, _, index = _flat_particles(out.events)
     record = _track_record(out.found, out.fit, index)
     per_event = np.bincount(out.found.event, minlength=len(out.events))
     tracks = ak.unflatten(ak.zip(record), per_event)
-    return ak.with_field(out.events, tracks, "tracks")
+    result = ak.with_field(out.events, tracks, "tracks")
+    clock("output")
+    return result

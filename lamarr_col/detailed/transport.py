@@ -196,22 +196,32 @@ def transport_particles(
     kind = _kind(col["pid"].astype(np.int64))
     end_z = col["end_vz"].astype(np.float64)
 
-    out = np.empty((n, n_planes, 6))
-    crossed = np.empty((n, n_planes), dtype=np.bool_)
-    photon = np.empty((n, n_planes))
-    stop_z = np.empty(n)
-    reason = np.empty(n, dtype=np.int8)
-    for lo in range(0, n, chunk):
-        sl = slice(lo, min(lo + chunk, n))
-        electrons = kind[sl] == KIND_ELECTRON
-        normals, uniforms, brem = _random_numbers(keys, ev[sl], idx[sl], n_planes, electrons)
+    # what the kernel would say of particles it does not follow, set here so that no random
+    # numbers are drawn for them (a particle's numbers are keyed, so this changes nothing else)
+    out = np.full((n, n_planes, 6), np.nan)
+    crossed = np.zeros((n, n_planes), dtype=np.bool_)
+    photon = np.zeros((n, n_planes))
+    stop_z = np.full(n, np.nan)
+    reason = np.full(n, REASONS["NOT_TRANSPORTED"], dtype=np.int8)
+    followed = np.flatnonzero((charge != 0.0) & (states[:, 5] != 0.0) & ~np.isnan(states[:, 5]))
+    for lo in range(0, len(followed), chunk):
+        rows = followed[lo : lo + chunk]
+        electrons = kind[rows] == KIND_ELECTRON
+        normals, uniforms, brem = _random_numbers(keys, ev[rows], idx[rows], n_planes, electrons)
         brem_row = np.where(electrons, np.cumsum(electrons) - 1, -1).astype(np.int64)
+        m = len(rows)
+        c_out, c_crossed, c_photon = (
+            np.empty((m, n_planes, 6)),
+            np.empty((m, n_planes), np.bool_),
+            np.empty((m, n_planes)),
+        )
+        c_stop, c_reason = np.empty(m), np.empty(m, dtype=np.int8)
         transport_with_material(
-            np.ascontiguousarray(states[sl]),
-            np.ascontiguousarray(charge[sl]),
-            np.ascontiguousarray(mass[sl]),
-            np.ascontiguousarray(kind[sl]),
-            np.ascontiguousarray(end_z[sl]),
+            np.ascontiguousarray(states[rows]),
+            np.ascontiguousarray(charge[rows]),
+            np.ascontiguousarray(mass[rows]),
+            np.ascontiguousarray(kind[rows]),
+            np.ascontiguousarray(end_z[rows]),
             planes,
             absorbs,
             material,
@@ -225,12 +235,14 @@ def transport_particles(
             uniforms,
             brem_row,
             brem,
-            out[sl],
-            crossed[sl],
-            photon[sl],
-            stop_z[sl],
-            reason[sl],
+            c_out,
+            c_crossed,
+            c_photon,
+            c_stop,
+            c_reason,
         )
+        out[rows], crossed[rows], photon[rows] = c_out, c_crossed, c_photon
+        stop_z[rows], reason[rows] = c_stop, c_reason
     backward = ~forward & (charge != 0.0)
     reason[backward] = REASONS["LEFT"]
     stop_z[backward] = states[backward, 2]

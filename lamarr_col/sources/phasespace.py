@@ -124,8 +124,37 @@ def max_weight(mother_mass: npt.ArrayLike, masses: npt.ArrayLike) -> npt.NDArray
     values, inverse = np.unique(mother_mass, return_inverse=True)
     bound = _root_bound(values, m)
     if len(m) > 2:
-        bound = np.minimum(bound, 1.01 * _numeric_max(values, m))
+        bound = np.minimum(bound, 1.01 * _NUMERIC_MAX.get(values, m))
     return bound[inverse.reshape(mother_mass.shape)]
+
+
+class _NumericMaxMemo:
+    """Memo of :func:`_numeric_max` per (mother mass, daughter masses): the search costs about a
+    millisecond of numpy calls per sweep, and decays in flight ask for the same on-shell masses
+    in every batch. A pure function's values, bounded in number: dropping them changes nothing."""
+
+    def __init__(self, size: int = 1 << 16) -> None:
+        self.size = size
+        self.values: dict[tuple[float, bytes], float] = {}
+
+    def get(self, mother_mass: np.ndarray, m: np.ndarray) -> np.ndarray:
+        key = m.tobytes()
+        out = np.array([self.values.get((float(v), key), np.nan) for v in mother_mass])
+        todo = np.isnan(out)
+        if todo.any():
+            out[todo] = _numeric_max(mother_mass[todo], m)
+            if len(self.values) + int(todo.sum()) > self.size:
+                self.values.clear()
+            self.values.update(
+                {
+                    (float(v), key): float(w)
+                    for v, w in zip(mother_mass[todo], out[todo], strict=True)
+                }
+            )
+        return out
+
+
+_NUMERIC_MAX = _NumericMaxMemo()
 
 
 def _directions(u_cos: np.ndarray, u_phi: np.ndarray) -> np.ndarray:
