@@ -19,7 +19,7 @@ from lamarr_col.detailed.simulate import (
 )
 from lamarr_col.detector import load_conditions
 from lamarr_col.detector.conditions import GROUPS
-from lamarr_col.event.schema import TRACK_FIELDS
+from lamarr_col.event.schema import PV_FIELDS, TRACK_FIELDS
 from lamarr_col.kernels.acceptance import TRACK_TYPES
 from lamarr_col.rng import EventKeys
 from lamarr_col.sources.gun import ParticleGun
@@ -186,12 +186,42 @@ def test_results_do_not_depend_on_the_batching():
     batch = _gun(6, seed=7)
     whole = simulate_tracking(batch, CONDITIONS, seed=7)
     parts = [simulate_tracking(batch[a:b], CONDITIONS, seed=7) for a, b in ((0, 2), (2, 6))]
-    joined = ak.concatenate([p.tracks for p in parts])
-    assert ak.to_list(joined) == ak.to_list(whole.tracks)
+    for name in ("tracks", "pvs"):
+        joined = ak.concatenate([p[name] for p in parts])
+        _assert_same(joined, whole[name])
     again = simulate_tracking(batch, CONDITIONS, seed=7)
-    assert ak.to_list(again.tracks) == ak.to_list(whole.tracks)
+    _assert_same(again.tracks, whole.tracks)
     other = simulate_tracking(batch, CONDITIONS, seed=8)
     assert ak.to_list(other.tracks.x) != ak.to_list(whole.tracks.x)
+
+
+def _assert_same(a: ak.Array, b: ak.Array) -> None:
+    """Equal field by field, NaN equal to NaN (a track without PV has a NaN IP)."""
+    assert a.fields == b.fields
+    np.testing.assert_array_equal(ak.num(a), ak.num(b))
+    for f in a.fields:
+        np.testing.assert_array_equal(ak.to_numpy(ak.flatten(a[f])), ak.to_numpy(ak.flatten(b[f])))
+
+
+def test_primary_vertices_and_impact_parameters():
+    batch = _gun(20, seed=9, p="flat:2000:50000")
+    events = simulate_tracking(batch, CONDITIONS, seed=9)
+    assert set(events.pvs.fields) == set(PV_FIELDS)
+    # one gun vertex per event, 30 tracks: found, near the truth, with a sane covariance
+    assert ak.all(events.n_pvs == 1)
+    pv = ak.flatten(events.pvs)
+    origin_z = ak.to_numpy(ak.firsts(batch.mcparticles.vz))
+    np.testing.assert_allclose(ak.to_numpy(pv.true_z), origin_z)
+    pull_z = ak.to_numpy((pv.z - pv.true_z) / np.sqrt(pv.cov_zz))
+    assert np.all(np.abs(pull_z) < 5)
+    assert np.all(np.abs(ak.to_numpy(pv.x - pv.true_x)) < 0.05)  # mm
+    # prompt tracks: IP of tens of µm, IPχ² of order 1, all pointing to PV 0
+    tr = ak.flatten(events.tracks)
+    velo = np.isin(ak.to_numpy(tr.track_type), [1, 3, 4])
+    assert np.all(ak.to_numpy(tr.best_pv)[velo] == 0)
+    assert np.median(ak.to_numpy(tr.ip)[velo]) < 0.05
+    assert 0.3 < np.median(ak.to_numpy(tr.ip_chi2)[velo]) < 3
+    assert np.all(ak.to_numpy(tr.best_pv)[~velo] == -1)
 
 
 def test_detailed_command_writes_tracks(tmp_path, capsys):

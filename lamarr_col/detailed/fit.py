@@ -16,6 +16,13 @@ against z) at the first hit; q/p from ``true_qop`` scaled as p·(1 + 0.1·g), g 
 from ``numpy.random.default_rng(seed)`` in track order, when given; otherwise from the bend
 between the VELO line and a straight line through the stereo-0 T hits:
 qop ≈ −Δtx / (κ·∫B_y dz), κ = 0.299792458 MeV/(T·mm), ∫B_y dz of the whole field map.
+
+Tracks are given either as a sequence of index arrays or as a :class:`TrackHits` (CSR:
+``offsets`` and ``index``), which skips every per-track Python object; both go through the numba
+builders of :mod:`lamarr_col.kernels.fit_entries`. :func:`seed_states_reference` and
+:func:`build_entries_reference` are the plain-Python twins, for tests. The seed lines are
+least-squares fits from centred sums (the reference uses ``numpy.polyfit``): the two agree to
+rounding (≲ 1e-13 relative); given the same seeds, the entries are identical.
 """
 
 from __future__ import annotations
@@ -31,9 +38,20 @@ from lamarr_col.detailed.materials import get_material
 from lamarr_col.detailed.transport import PLANE_MATERIALS
 from lamarr_col.detector.conditions import GROUPS, ConditionSet
 from lamarr_col.kernels.field import KAPPA
+from lamarr_col.kernels.fit_entries import TABLE_ROWS, build_fit_entries, seed_lines
 from lamarr_col.kernels.kalman import ENTRY_FIELDS, fit_kalman
 
-__all__ = ["PION_MASS", "FitResult", "build_entries", "fit_tracks", "seed_states"]
+__all__ = [
+    "PION_MASS",
+    "FitResult",
+    "TrackHits",
+    "build_entries",
+    "build_entries_reference",
+    "fit_tracks",
+    "seed_states",
+    "seed_states_reference",
+    "tracks_from_lists",
+]
 
 PION_MASS = 139.57039  # MeV
 _MAGNET_Z = 3000.0  # mm; straight-line material check upstream of this
@@ -56,13 +74,117 @@ class FitResult:
     seeds: npt.NDArray[np.float64]
 
 
+@dataclass(frozen=True)
+class TrackHits:
+    """Tracks as flat CSR: the hits of track i are ``index[offsets[i]:offsets[i + 1]]``, rows
+    of a :class:`~lamarr_col.detailed.hits.Hits` in any order; ``offsets`` (t + 1,) int64
+    starting at 0 and non-decreasing, ``index`` (offsets[-1],) int64. Use it in place of a
+    list of index arrays (a plain tuple ``(offsets, index)`` would read as two tracks)."""
+
+    offsets: npt.NDArray[np.int64]
+    index: npt.NDArray[np.int64]
+
+    def __post_init__(self) -> None:
+        offsets = np.ascontiguousarray(self.offsets, dtype=np.int64)
+        index = np.ascontiguousarray(self.index, dtype=np.int64)
+        if offsets.ndim != 1 or len(offsets) == 0 or offsets[0] != 0:
+            msg = "TrackHits: offsets must be a 1-D array starting at 0"
+            raise ValueError(msg)
+        if np.any(np.diff(offsets) < 0):
+            msg = "TrackHits: offsets must not decrease"
+            raise ValueError(msg)
+        if index.ndim != 1 or len(index) != offsets[-1]:
+            msg = f"TrackHits: index must be 1-D of length offsets[-1] = {offsets[-1]}"
+            raise ValueError(msg)
+        object.__setattr__(self, "offsets", offsets)
+        object.__setattr__(self, "index", index)
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+
+def tracks_from_lists(track_hits: Sequence[npt.ArrayLike]) -> TrackHits:
+    """CSR form of a sequence of per-track index arrays (the order inside a track is kept)."""
+    parts = [np.asarray(idx, dtype=np.int64).reshape(-1) for idx in track_hits]
+    offsets = np.zeros(len(parts) + 1, dtype=np.int64)
+    np.cumsum([len(p) for p in parts], out=offsets[1:])
+    index = np.concatenate(parts) if parts else np.empty(0, dtype=np.int64)
+    return TrackHits(offsets, index)
+
+
+def _as_tracks(
+    track_hits: Sequence[npt.ArrayLike] | TrackHits, n_hits: int, caller: str
+) -> TrackHits:
+    """``track_hits`` as CSR with every index in 0..n_hits−1 (negative ones count from the end,
+    as numpy indexing does)."""
+    tracks = track_hits if isinstance(track_hits, TrackHits) else tracks_from_lists(track_hits)
+    index = tracks.index
+    if len(index) and (index.min() < -n_hits or index.max() >= n_hits):
+        msg = f"{caller}: hit index out of range for {n_hits} hits"
+        raise IndexError(msg)
+    if len(index) and index.min() < 0:
+        tracks = TrackHits(tracks.offsets, np.where(index < 0, index + n_hits, index))
+    return tracks
+
+
+def _hit_arrays(hits: Hits, n_planes: int, caller: str) -> tuple[npt.NDArray[np.generic], ...]:
+    """(plane, z, u, x, y) of ``hits`` as contiguous buffers for the kernels."""
+    plane = np.ascontiguousarray(hits.plane)
+    if not np.issubdtype(plane.dtype, np.integer):
+        msg = f"{caller}: hits.plane must be integer, got {plane.dtype}"
+        raise TypeError(msg)
+    if len(plane) and (plane.min() < 0 or plane.max() >= n_planes):
+        msg = f"{caller}: hits.plane out of range for {n_planes} planes"
+        raise IndexError(msg)
+    coords = (np.ascontiguousarray(a, dtype=np.float64) for a in (hits.z, hits.u, hits.x, hits.y))
+    return (plane, *coords)
+
+
 def _line(z: npt.NDArray[np.float64], v: npt.NDArray[np.float64]) -> tuple[float, float]:
     """Least-squares v = a + b·z; returns (a, b)."""
     b, a = np.polyfit(z, v, 1)
     return float(a), float(b)
 
 
+def _smear_qop(
+    seeds: npt.NDArray[np.float64], true_qop: npt.ArrayLike | None, seed: int
+) -> npt.NDArray[np.float64]:
+    """Replace the seeds' qop by ``true_qop`` (t,) scaled as p·(1 + 0.1·g), if given."""
+    if true_qop is not None:
+        q = np.asarray(true_qop, dtype=np.float64)
+        g = np.random.default_rng(seed).standard_normal(len(q))
+        seeds[:, 5] = q / (1.0 + 0.1 * g)
+    return seeds
+
+
 def seed_states(
+    hits: Hits,
+    track_hits: Sequence[npt.ArrayLike] | TrackHits,
+    conditions: ConditionSet,
+    *,
+    true_qop: npt.ArrayLike | None = None,
+    seed: int = 0,
+) -> npt.NDArray[np.float64]:
+    """Seeds (t, 6) x, y, z, tx, ty, qop (mm, e/MeV) at each track's first hit (module
+    docstring), by the numba kernel; tracks need pixel hits on two planes (ValueError)."""
+    planes = conditions.planes()
+    tracks = _as_tracks(track_hits, len(hits), "seed_states")
+    plane, z, u, x, y = _hit_arrays(hits, len(planes["z"]), "seed_states")
+    t_x = np.ascontiguousarray((planes["group"] == GROUPS["T"]) & (planes["stereo"] == 0.0))
+    field = conditions.field
+    bdl = float(np.sum(field.by) * field.dz)
+    n = len(tracks)
+    out = np.empty((n, 6))
+    ok = np.empty(n, dtype=np.bool_)
+    seed_lines(tracks.offsets, tracks.index, plane, z, u, x, y, t_x, bdl, out, ok)
+    if not ok.all():
+        t = int(np.argmin(ok))
+        msg = f"seed_states: track {t} has fewer than two pixel planes; pass seeds instead"
+        raise ValueError(msg)
+    return _smear_qop(out, true_qop, seed)
+
+
+def seed_states_reference(
     hits: Hits,
     track_hits: Sequence[npt.ArrayLike],
     conditions: ConditionSet,
@@ -70,7 +192,7 @@ def seed_states(
     true_qop: npt.ArrayLike | None = None,
     seed: int = 0,
 ) -> npt.NDArray[np.float64]:
-    """Seeds (t, 6) at each track's first hit (module docstring); tracks need two pixel hits."""
+    """Plain-Python twin of :func:`seed_states` (``numpy.polyfit`` lines, one track a loop)."""
     planes = conditions.planes()
     stereo = planes["stereo"]
     group = planes["group"]
@@ -93,14 +215,80 @@ def seed_states(
             out[t, 5] = -(bx_t - bx) / (KAPPA * bdl)
         else:
             out[t, 5] = 1e-4  # 10 GeV, positive, when there is no bend to measure
-    if true_qop is not None:
-        q = np.asarray(true_qop, dtype=np.float64)
-        g = np.random.default_rng(seed).standard_normal(len(q))
-        out[:, 5] = q / (1.0 + 0.1 * g)
-    return out
+    return _smear_qop(out, true_qop, seed)
+
+
+_PlaneLayers = tuple[
+    npt.NDArray[np.float64], npt.NDArray[np.int64], npt.NDArray[np.float64], npt.NDArray[np.float64]
+]
+
+
+def _plane_layers(planes: dict[str, npt.NDArray[np.generic]]) -> _PlaneLayers:
+    """Material of every plane: ``materials`` (k, 10) rows, ``plane_mat`` (p,) int64 the row
+    of each plane, its layer thickness (mm) and grams (g/cm²) from x/X0."""
+    names = {code: name for name, code in GROUPS.items()}
+    mat_names = sorted({PLANE_MATERIALS[names[int(g)]] for g in planes["group"]})
+    mats = [get_material(m) for m in mat_names]
+    materials = np.ascontiguousarray(np.stack([m.as_array() for m in mats]))
+    plane_mat = np.array(
+        [mat_names.index(PLANE_MATERIALS[names[int(g)]]) for g in planes["group"]],
+        dtype=np.int64,
+    )
+    x0 = planes["x0"]
+    thick = np.array([x0[j] * mats[plane_mat[j]].radiation_length_mm for j in range(len(x0))])
+    grams = np.array([x0[j] * mats[plane_mat[j]].radiation_length for j in range(len(x0))])
+    return materials, plane_mat, thick, grams
+
+
+def _plane_table(
+    planes: dict[str, npt.NDArray[np.generic]],
+    thick: npt.NDArray[np.float64],
+    grams: npt.NDArray[np.float64],
+) -> npt.NDArray[np.float64]:
+    """The (13, p) plane table of :mod:`lamarr_col.kernels.fit_entries` (rows TABLE_ROWS)."""
+    # cos and sin one plane at a time, as the reference computes them
+    cos_s = np.array([float(np.cos(float(st))) for st in planes["stereo"]])
+    sin_s = np.array([float(np.sin(float(st))) for st in planes["stereo"]])
+    rows = {
+        "sigma": planes["resolution"],
+        "cos": cos_s,
+        "sin": sin_s,
+        "thickness": thick,
+        "grams": grams,
+    }
+    return np.ascontiguousarray(
+        np.stack([np.asarray(rows.get(k, planes.get(k)), dtype=np.float64) for k in TABLE_ROWS])
+    )
 
 
 def build_entries(
+    hits: Hits,
+    track_hits: Sequence[npt.ArrayLike] | TrackHits,
+    conditions: ConditionSet,
+    seeds: npt.ArrayLike,
+) -> tuple[
+    npt.NDArray[np.int64], npt.NDArray[np.float64], npt.NDArray[np.int64], npt.NDArray[np.float64]
+]:
+    """The kernel's ``offsets`` (t + 1,), ``entries`` (h, 8), ``entry_material`` (h,) and
+    ``materials`` (k, 10) (module docstring), by the numba builders; ``seeds`` (t, 6) decide
+    which passive planes upstream of the magnet a track crosses. Every track needs a hit."""
+    planes = conditions.planes()
+    tracks = _as_tracks(track_hits, len(hits), "build_entries")
+    empty = np.flatnonzero(np.diff(tracks.offsets) == 0)
+    if len(empty):
+        msg = f"build_entries: track {int(empty[0])} has no hits"
+        raise ValueError(msg)
+    plane, z, u, x, y = _hit_arrays(hits, len(planes["z"]), "build_entries")
+    s0 = np.ascontiguousarray(seeds, dtype=np.float64).reshape(len(tracks), 6)
+    materials, plane_mat, thick, grams = _plane_layers(planes)
+    table = _plane_table(planes, thick, grams)
+    offsets, entries, entry_material = build_fit_entries(
+        tracks.offsets, tracks.index, plane, z, u, x, y, table, plane_mat, s0, _MAGNET_Z
+    )
+    return offsets, entries, entry_material, materials
+
+
+def build_entries_reference(
     hits: Hits,
     track_hits: Sequence[npt.ArrayLike],
     conditions: ConditionSet,
@@ -108,16 +296,10 @@ def build_entries(
 ) -> tuple[
     npt.NDArray[np.int64], npt.NDArray[np.float64], npt.NDArray[np.int64], npt.NDArray[np.float64]
 ]:
-    """The kernel's ``offsets``, ``entries`` (h, 8), ``entry_material`` and ``materials``."""
+    """Plain-Python twin of :func:`build_entries`, one track and one hit at a time."""
     planes = conditions.planes()
-    names = {code: name for name, code in GROUPS.items()}
-    mat_names = sorted({PLANE_MATERIALS[names[int(g)]] for g in planes["group"]})
-    mats = [get_material(m) for m in mat_names]
-    materials = np.ascontiguousarray(np.stack([m.as_array() for m in mats]))
-    plane_mat = np.array([mat_names.index(PLANE_MATERIALS[names[int(g)]]) for g in planes["group"]])
+    materials, plane_mat, thick, grams = _plane_layers(planes)
     x0 = planes["x0"]
-    thick = np.array([x0[j] * mats[plane_mat[j]].radiation_length_mm for j in range(len(x0))])
-    grams = np.array([x0[j] * mats[plane_mat[j]].radiation_length for j in range(len(x0))])
     pz = planes["z"].astype(np.float64)
     rows: list[list[float]] = []
     mat_rows: list[int] = []
@@ -168,7 +350,7 @@ def build_entries(
 
 def fit_tracks(
     hits: Hits,
-    track_hits: Sequence[npt.ArrayLike],
+    track_hits: Sequence[npt.ArrayLike] | TrackHits,
     conditions: ConditionSet,
     seeds: npt.ArrayLike | None = None,
     *,
@@ -177,18 +359,20 @@ def fit_tracks(
     seed: int = 0,
     step: float = 50.0,
 ) -> FitResult:
-    """Kalman fit of each track, ``track_hits[i]`` its indices into ``hits`` (module docstring).
+    """Kalman fit of each track, ``track_hits[i]`` its indices into ``hits`` or a
+    :class:`TrackHits` (module docstring).
 
     ``seeds`` (t, 6) x, y, z, tx, ty, qop (mm, e/MeV) or None to seed from the hits (and
     ``true_qop`` (t,) if given, smeared with ``seed``); ``mass`` (MeV) the hypothesis for
     energy loss and scattering; ``step`` the RK4 step (mm).
     """
-    n = len(track_hits)
+    tracks = _as_tracks(track_hits, len(hits), "fit_tracks")
+    n = len(tracks)
     if seeds is None:
-        s0 = seed_states(hits, track_hits, conditions, true_qop=true_qop, seed=seed)
+        s0 = seed_states(hits, tracks, conditions, true_qop=true_qop, seed=seed)
     else:
         s0 = np.ascontiguousarray(seeds, dtype=np.float64).reshape(n, 6)
-    offsets, entries, entry_material, materials = build_entries(hits, track_hits, conditions, s0)
+    offsets, entries, entry_material, materials = build_entries(hits, tracks, conditions, s0)
     masses = np.ascontiguousarray(np.broadcast_to(np.asarray(mass, dtype=np.float64), (n,)))
     field = conditions.field
     first, beam = np.empty((n, 6)), np.empty((n, 6))

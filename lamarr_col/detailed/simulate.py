@@ -9,7 +9,9 @@
 4. track finding (:mod:`.recognition`) and the Kalman fit (:mod:`.fit`, pion mass hypothesis);
    tracks with a VELO segment are seeded from their pixel hits, downstream and T tracks from
    their T hits (:func:`t_seeds`);
-5. the ``tracks`` collection (fields in ``docs/event_model.md``).
+5. primary vertices from the tracks with a VELO segment (:mod:`.vertices`), every track's IP
+   and IPχ² to its best PV;
+6. the ``tracks`` and ``pvs`` collections and ``n_pvs`` (fields in ``docs/event_model.md``).
 
 Randomness: every stage draws keyed random numbers from ``seed`` (its own stream of
 :data:`lamarr_col.rng.STREAMS`), so a particle's fate depends on (seed, event number, index in
@@ -31,8 +33,9 @@ from lamarr_col.detailed.fit import FitResult, fit_tracks, seed_states
 from lamarr_col.detailed.hits import NOISE_FRACTION, Hits, make_hits
 from lamarr_col.detailed.recognition import FoundTracks, RecognitionRules, find_tracks
 from lamarr_col.detailed.transport import COLUMNS, TransportResult, transport_particles
+from lamarr_col.detailed.vertices import PrimaryVertices, reconstruct_primary_vertices
 from lamarr_col.detector.conditions import GROUPS, ConditionSet
-from lamarr_col.event.schema import TRACK_FIELDS, TRACK_STATE
+from lamarr_col.event.schema import PV_FIELDS, TRACK_FIELDS, TRACK_STATE
 from lamarr_col.kernels.acceptance import TRACK_TYPES
 from lamarr_col.kernels.field import KAPPA
 
@@ -69,7 +72,7 @@ def _flat_particles(
 ) -> tuple[dict[str, npt.NDArray[np.generic]], npt.NDArray[np.int64], npt.NDArray[np.int64]]:
     mc = events.mcparticles
     counts = ak.to_numpy(ak.num(mc, axis=1)).astype(np.int64)
-    cols = {c: ak.to_numpy(ak.flatten(mc[c], axis=1)) for c in (*COLUMNS, "collision")}
+    cols = {c: ak.to_numpy(ak.flatten(mc[c], axis=1)) for c in (*COLUMNS, "collision", "mother")}
     ev_pos = np.repeat(np.arange(len(counts), dtype=np.int64), counts)
     index = np.arange(len(ev_pos), dtype=np.int64) - np.repeat(np.cumsum(counts) - counts, counts)
     return cols, ev_pos, index
@@ -197,7 +200,11 @@ def _track_record(found: FoundTracks, fit: FitResult, index: npt.NDArray[np.int6
     rec["n_ut_hits"] = found.n_ut
     rec["n_t_hits"] = found.n_t
     rec["mcparticle"] = np.where(found.row >= 0, index[np.maximum(found.row, 0)], -1)
-    return {k: np.ascontiguousarray(v, dtype=TRACK_FIELDS[k].dtype) for k, v in rec.items()}
+    return {
+        k: np.ascontiguousarray(v, dtype=TRACK_FIELDS[k].dtype)
+        for k, v in rec.items()
+        if k in TRACK_FIELDS
+    }
 
 
 def run_tracking(
@@ -269,10 +276,68 @@ def simulate_tracking(
     :func:`run_tracking`'s, plus the output stage."""
     out = run_tracking(events, conditions, seed=seed, options=options, timings=timings)
     clock = _Clock(timings)
-    _, _, index = _flat_particles(out.events)
+    n_events = len(out.events)
+    per_event = np.bincount(out.found.event, minlength=n_events)
+    offsets = np.zeros(n_events + 1, dtype=np.int64)
+    np.cumsum(per_event, out=offsets[1:])
+    # PVs from the tracks with a VELO segment (the others are skipped as NaN)
+    with_velo = np.isin(out.found.track_type, _WITH_VELO)[:, None]
+    pvs = reconstruct_primary_vertices(
+        np.where(with_velo, out.fit.beam, np.nan),
+        np.where(with_velo[:, :, None], out.fit.cov_beam, np.nan),
+        offsets,
+    )
+    clock("primary_vertices")
+    cols, ev_pos, index = _flat_particles(out.events)
     record = _track_record(out.found, out.fit, index)
-    per_event = np.bincount(out.found.event, minlength=len(out.events))
+    local_pv = pvs.best_pv - pvs.vertex_offsets[out.found.event]
+    record["ip"] = pvs.ip
+    record["ip_chi2"] = pvs.ip_chi2
+    record["best_pv"] = np.where(pvs.best_pv >= 0, local_pv, -1).astype(np.int32)
     tracks = ak.unflatten(ak.zip(record), per_event)
     result = ak.with_field(out.events, tracks, "tracks")
+    pv_record = _pv_record(out, pvs, cols, ev_pos)
+    result = ak.with_field(result, ak.unflatten(ak.zip(pv_record), pvs.n_vertices), "pvs")
+    result = ak.with_field(result, pvs.n_vertices.astype(np.int32), "n_pvs")
     clock("output")
     return result
+
+
+def _pv_record(
+    out: TrackingOutput,
+    pvs: PrimaryVertices,
+    cols: dict[str, npt.NDArray[np.generic]],
+    ev_pos: npt.NDArray[np.int64],
+) -> dict[str, npt.NDArray[np.generic]]:
+    """The ``pvs`` fields (PV_FIELDS); truth: the collision most of the vertex's tracks come
+    from, at the origin of that collision's first primary particle."""
+    m = len(pvs.chi2)
+    member = np.flatnonzero(pvs.vertex >= 0)
+    collision = cols["collision"].astype(np.int64)[out.found.row[member]]
+    n_coll = max(int(collision.max(initial=-1)) + 1, 1)
+    votes = np.bincount(pvs.vertex[member] * n_coll + collision, minlength=m * n_coll)
+    best = np.argmax(votes.reshape(m, n_coll), axis=1) if m else np.zeros(0, dtype=np.int64)
+    # origin of the first primary particle of each (event, collision)
+    primary = np.flatnonzero(np.asarray(cols["mother"], dtype=np.int64) < 0)
+    key = ev_pos[primary] * n_coll + cols["collision"].astype(np.int64)[primary]
+    ids, first = np.unique(key, return_index=True)
+    pv_event = np.repeat(np.arange(len(pvs.n_vertices)), pvs.n_vertices)
+    where = np.searchsorted(ids, pv_event * n_coll + best)
+    found = (where < len(ids)) & (ids[np.minimum(where, len(ids) - 1)] == pv_event * n_coll + best)
+    rows = primary[first[np.minimum(where, len(ids) - 1)]]
+    true = {c: np.where(found, cols[c][rows], np.nan) for c in ("vx", "vy", "vz")}
+    cov = pvs.covariance
+    rec = {
+        "x": pvs.x,
+        "y": pvs.y,
+        "z": pvs.z,
+        "cov_xx": cov[:, 0, 0],
+        "cov_yy": cov[:, 1, 1],
+        "cov_zz": cov[:, 2, 2],
+        "true_x": true["vx"],
+        "true_y": true["vy"],
+        "true_z": true["vz"],
+        "n_tracks": pvs.n_tracks,
+        "collision": np.where(found, best, -1),
+    }
+    return {k: np.ascontiguousarray(v, dtype=PV_FIELDS[k].dtype) for k, v in rec.items()}

@@ -172,6 +172,9 @@ TRACK_FIELDS: Final = MappingProxyType(
         "mcparticle": Field(
             "int32", "", "index of the true particle in mcparticles, -1 for a ghost"
         ),
+        "ip": Field("float64", "mm", "3D impact parameter to the best PV; NaN without one"),
+        "ip_chi2": Field("float64", "", "IPχ² to the best PV (the PV not refitted without it)"),
+        "best_pv": Field("int32", "", "index in pvs of the PV of smallest IPχ², -1 for none"),
     }
 )
 
