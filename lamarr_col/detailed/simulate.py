@@ -65,6 +65,9 @@ class TrackingOutput:
     found: FoundTracks
     fit: FitResult
     particle_event_index: npt.NDArray[np.int64]
+    #: flat mcparticles columns the chain read (transport inputs, collision, mother)
+    particles: dict[str, npt.NDArray[np.generic]]
+    index_in_event: npt.NDArray[np.int64]
 
 
 def _flat_particles(
@@ -130,10 +133,14 @@ def t_seeds(hits: Hits, found: FoundTracks, conditions: ConditionSet) -> npt.NDA
     return out
 
 
-def _seeds(hits: Hits, found: FoundTracks, conditions: ConditionSet) -> npt.NDArray[np.float64]:
+def _seeds(
+    hits: Hits,
+    found: FoundTracks,
+    conditions: ConditionSet,
+    lists: list[npt.NDArray[np.int64]],
+) -> npt.NDArray[np.float64]:
     seeds = np.full((len(found), 6), np.nan)
     velo = np.isin(found.track_type, _WITH_VELO)
-    lists = found.hit_lists()
     if velo.any():
         seeds[velo] = seed_states(hits, [lists[i] for i in np.flatnonzero(velo)], conditions)
     if (~velo).any():
@@ -142,9 +149,9 @@ def _seeds(hits: Hits, found: FoundTracks, conditions: ConditionSet) -> npt.NDAr
 
 
 def _fit(hits: Hits, found: FoundTracks, conditions: ConditionSet, step: float) -> FitResult:
-    seeds = _seeds(hits, found, conditions)
-    good = np.all(np.isfinite(seeds), axis=1)
     lists = found.hit_lists()
+    seeds = _seeds(hits, found, conditions, lists)
+    good = np.all(np.isfinite(seeds), axis=1)
     n = len(found)
     fit = fit_tracks(
         hits, [lists[i] for i in np.flatnonzero(good)], conditions, seeds[good], step=step
@@ -246,7 +253,7 @@ def run_tracking(
     clock("track_finding")
     fit = _fit(hits, found, conditions, options.fit_step)
     clock("fit")
-    return TrackingOutput(events, transport, hits, found, fit, ev_pos)
+    return TrackingOutput(events, transport, hits, found, fit, ev_pos, cols, index)
 
 
 class _Clock:
@@ -288,15 +295,14 @@ def simulate_tracking(
         offsets,
     )
     clock("primary_vertices")
-    cols, ev_pos, index = _flat_particles(out.events)
-    record = _track_record(out.found, out.fit, index)
+    record = _track_record(out.found, out.fit, out.index_in_event)
     local_pv = pvs.best_pv - pvs.vertex_offsets[out.found.event]
     record["ip"] = pvs.ip
     record["ip_chi2"] = pvs.ip_chi2
     record["best_pv"] = np.where(pvs.best_pv >= 0, local_pv, -1).astype(np.int32)
     tracks = ak.unflatten(ak.zip(record), per_event)
     result = ak.with_field(out.events, tracks, "tracks")
-    pv_record = _pv_record(out, pvs, cols, ev_pos)
+    pv_record = _pv_record(out, pvs, out.particles, out.particle_event_index)
     result = ak.with_field(result, ak.unflatten(ak.zip(pv_record), pvs.n_vertices), "pvs")
     result = ak.with_field(result, pvs.n_vertices.astype(np.int32), "n_pvs")
     clock("output")
