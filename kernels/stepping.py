@@ -81,6 +81,7 @@ REASONS = {
     "APERTURE": 3,
     "END_VERTEX": 4,
     "LOST": 5,
+    "CONVERTED": 6,  # photons only (kernels.photons)
 }
 _NOT_TRANSPORTED, _LEFT, _HADRONIC, _RANGED_OUT, _APERTURE, _END_VERTEX, _LOST = (
     -1, 0, 1, 2, 3, 4, 5

@@ -29,6 +29,7 @@ STREAMS: Final = MappingProxyType(
         "decay_in_flight": 7,
         "transport": 8,
         "hits": 9,
+        "conversion": 10,
     }
 )
 

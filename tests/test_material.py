@@ -125,8 +125,11 @@ def test_conversion_and_hadronic_match_reference(batch, x_over_x0, lambda_i):
     photon_conversion(states, energy, x_over_x0, uniforms[:, :2], pos, ele, conv)
     ref = photon_conversion_reference(states, energy, x_over_x0, uniforms[:, :2])
     np.testing.assert_array_equal(conv, ref[2])
-    np.testing.assert_allclose(pos, ref[0], rtol=1e-9)
-    np.testing.assert_allclose(ele, ref[1], rtol=1e-9)
+    for got, want in ((pos, ref[0]), (ele, ref[1])):
+        np.testing.assert_array_equal(got[:, :5], want[:, :5])
+        # compare momenta, not q/p: a lepton left just above its mass has p → 0, where q/p is
+        # ill-conditioned (Newton and bisection differ by ~1e-16 in the energy fraction)
+        np.testing.assert_allclose(1.0 / got[:, 5], 1.0 / want[:, 5], rtol=1e-9, atol=1e-5)
     assert not conv[0]
     hit = np.empty(len(states), dtype=bool)
     hadronic_interaction(states, lambda_i, uniforms[:, 2], hit)

@@ -4,7 +4,10 @@
 
 1. decays in flight (:mod:`lamarr_col.detailed.decays_in_flight`): the daughters are appended
    to ``mcparticles`` with their mother links;
-2. transport with material up to the last T plane (:mod:`lamarr_col.detailed.transport`);
+2. transport with material up to the last T plane (:mod:`lamarr_col.detailed.transport`), then
+   the secondaries (:mod:`.secondaries`, option ``secondaries``): brems photons above
+   ``brems_cut`` and photon conversions; the photons and the e⁺e⁻ pairs are appended to
+   ``mcparticles`` with their mother links, and the pairs are transported like the rest;
 3. hits in VELO, UT and T with efficiency, resolution and noise (:mod:`.hits`);
 4. track finding (:mod:`.recognition`) and the Kalman fit (:mod:`.fit`, pion mass hypothesis);
    tracks with a VELO segment are seeded from their pixel hits, downstream and T tracks from
@@ -30,8 +33,11 @@ import numpy.typing as npt
 
 from lamarr_col.detailed.decays_in_flight import decay_in_flight
 from lamarr_col.detailed.fit import FitResult, fit_tracks, seed_states
+from lamarr_col.detailed.ghosts import ghost_probability
 from lamarr_col.detailed.hits import NOISE_FRACTION, Hits, make_hits
+from lamarr_col.detailed.matching import MatchingRules
 from lamarr_col.detailed.recognition import FoundTracks, RecognitionRules, find_tracks
+from lamarr_col.detailed.secondaries import BREMS_CUT, MAX_GENERATIONS, add_secondaries
 from lamarr_col.detailed.transport import COLUMNS, TransportResult, transport_particles
 from lamarr_col.detailed.vertices import PrimaryVertices, reconstruct_primary_vertices
 from lamarr_col.detector.conditions import GROUPS, ConditionSet
@@ -39,7 +45,14 @@ from lamarr_col.event.schema import PV_FIELDS, TRACK_FIELDS, TRACK_STATE
 from lamarr_col.kernels.acceptance import TRACK_TYPES
 from lamarr_col.kernels.field import KAPPA
 
-__all__ = ["DetailedOptions", "TrackingOutput", "simulate_tracking", "t_seeds"]
+__all__ = [
+    "DetailedOptions",
+    "TrackingOutput",
+    "assemble_outputs",
+    "run_tracking",
+    "simulate_tracking",
+    "t_seeds",
+]
 
 _WITH_VELO = (TRACK_TYPES["VELO"], TRACK_TYPES["LONG"], TRACK_TYPES["UPSTREAM"])
 
@@ -51,8 +64,14 @@ class DetailedOptions:
     decays_in_flight: bool = True
     noise_fraction: float = NOISE_FRACTION
     rules: RecognitionRules = field(default_factory=RecognitionRules)
+    #: VELO–T matching of the long tracks (None: each particle's own segments, no ghosts)
+    matching: MatchingRules | None = field(default_factory=MatchingRules)
     step: float = 50.0  # mm, RK4 step of the transport (the truth)
     fit_step: float = 200.0  # mm, RK4 step of the track fit (as precise here, 2–3× faster)
+    #: brems photons and photon conversions as new MC particles (:mod:`.secondaries`)
+    secondaries: bool = True
+    brems_cut: float = BREMS_CUT  # MeV, lightest brems photon kept as an MC particle
+    max_generations: int = MAX_GENERATIONS  # photon generations flown (conversion cascade)
 
 
 @dataclass(frozen=True)
@@ -202,7 +221,7 @@ def _track_record(found: FoundTracks, fit: FitResult, index: npt.NDArray[np.int6
             rec[f"cov_{a}_{TRACK_STATE[j]}"] = cov[:, i, j]
     rec["chi2"] = fit.chi2
     rec["ndof"] = fit.ndof
-    rec["ghost_prob"] = np.zeros(len(found))
+    rec["ghost_prob"] = ghost_probability(found, fit)
     rec["n_velo_hits"] = found.n_velo
     rec["n_ut_hits"] = found.n_ut
     rec["n_t_hits"] = found.n_t
@@ -238,6 +257,24 @@ def run_tracking(
         cols, numbers, index, conditions, seed=seed, z_max=z_last_t, step=options.step
     )
     clock("transport")
+    if options.secondaries:
+        extended = add_secondaries(
+            events,
+            cols,
+            ev_pos,
+            index,
+            transport,
+            conditions,
+            seed=seed,
+            z_max=z_last_t,
+            step=options.step,
+            brems_cut=options.brems_cut,
+            max_generations=options.max_generations,
+        )
+        events, cols, transport = extended.events, extended.columns, extended.transport
+        ev_pos, index = extended.particle_event_index, extended.index_in_event
+        numbers = ak.to_numpy(events["event"]).astype(np.uint64)[ev_pos]
+    clock("secondaries")
     hits = make_hits(
         transport,
         conditions,
@@ -249,7 +286,7 @@ def run_tracking(
         noise_fraction=options.noise_fraction,
     )
     clock("hits")
-    found = find_tracks(hits, conditions, ev_pos, rules=options.rules)
+    found = find_tracks(hits, conditions, ev_pos, rules=options.rules, matching=options.matching)
     clock("track_finding")
     fit = _fit(hits, found, conditions, options.fit_step)
     clock("fit")
@@ -278,10 +315,19 @@ def simulate_tracking(
     options: DetailedOptions = DetailedOptions(),
     timings: dict[str, float] | None = None,
 ) -> ak.Array:
-    """``events`` after the detailed tracking chain: decays in flight appended to
-    ``mcparticles``, the ``tracks`` collection added (a new array). ``timings`` as
-    :func:`run_tracking`'s, plus the output stage."""
+    """``events`` after the detailed tracking chain: decays in flight and secondaries appended
+    to ``mcparticles``, the ``tracks`` and ``pvs`` collections and ``n_pvs`` added (a new
+    array). ``timings`` as :func:`run_tracking`'s, plus the PV and output stages."""
     out = run_tracking(events, conditions, seed=seed, options=options, timings=timings)
+    return assemble_outputs(out, timings)[0]
+
+
+def assemble_outputs(
+    out: TrackingOutput, timings: dict[str, float] | None = None
+) -> tuple[ak.Array, dict[str, npt.NDArray[np.generic]]]:
+    """The events with ``tracks``, ``pvs`` and ``n_pvs`` from a :func:`run_tracking` output,
+    and the flat ``tracks`` fields (one entry per found track, in the order of
+    ``out.found``)."""
     clock = _Clock(timings)
     n_events = len(out.events)
     per_event = np.bincount(out.found.event, minlength=n_events)
@@ -306,7 +352,7 @@ def simulate_tracking(
     result = ak.with_field(result, ak.unflatten(ak.zip(pv_record), pvs.n_vertices), "pvs")
     result = ak.with_field(result, pvs.n_vertices.astype(np.int32), "n_pvs")
     clock("output")
-    return result
+    return result, record
 
 
 def _pv_record(
@@ -318,7 +364,7 @@ def _pv_record(
     """The ``pvs`` fields (PV_FIELDS); truth: the collision most of the vertex's tracks come
     from, at the origin of that collision's first primary particle."""
     m = len(pvs.chi2)
-    member = np.flatnonzero(pvs.vertex >= 0)
+    member = np.flatnonzero((pvs.vertex >= 0) & (out.found.row >= 0))  # ghosts do not vote
     collision = cols["collision"].astype(np.int64)[out.found.row[member]]
     n_coll = max(int(collision.max(initial=-1)) + 1, 1)
     votes = np.bincount(pvs.vertex[member] * n_coll + collision, minlength=m * n_coll)

@@ -12,12 +12,16 @@ RICH2 → CF4; ECAL → lead; HCAL, MUON, ABSORBER → iron; MAGNET planes carry
 
 Random numbers: ``EventKeys(seed)`` stream ``"transport"``, one uniform per counter
 ``(index_in_event · 1024 + plane) · 32 + slot``: slot 0 Landau, 1 hadronic interaction, 2–5
-Box–Muller into the four scattering normals, 6–21 bremsstrahlung (electrons only). A particle's
-numbers depend only on (seed, event, index in event, plane), never on the batch.
+Box–Muller into the four scattering normals, 6–21 bremsstrahlung (electrons only), drawn only
+for the planes a particle can reach (from its origin up to ``z_max``). A particle's numbers
+depend only on (seed, event, index in event, plane), never on the batch.
 
-Not done yet: neutral particles (photons from brems, neutral hadrons) are not transported and
-photon conversions are not applied; particles with p_z ≤ 0 are not followed (reason LEFT at
-their origin); thick planes (calorimeters, iron filters) are single thin layers.
+Photons are not followed here: :mod:`lamarr_col.detailed.secondaries` does that afterwards
+(straight lines through the planes, conversions into e⁺e⁻ pairs, which it transports with this
+function), and turns the brems photons above a cut into MC particles. Not done yet: neutral
+hadrons (n, K0L, Λ, ...) are not transported (reason NOT_TRANSPORTED); particles with p_z ≤ 0
+are not followed (reason LEFT at their origin); thick planes (calorimeters, iron filters) are
+single thin layers.
 """
 
 from __future__ import annotations
@@ -74,7 +78,9 @@ class TransportResult:
 
     ``states`` (n, p, 6) the state leaving each plane, NaN where not reached; ``crossed``
     (n, p) reached inside the active area; ``photon_energy`` (n, p) brems photon (MeV);
-    ``stop_z`` (n,) and ``reason`` (n,) int8, a code of :data:`REASONS`.
+    ``stop_z`` (n,) and ``reason`` (n,) int8, a code of :data:`REASONS`. In the result of
+    :func:`lamarr_col.detailed.secondaries.add_secondaries`, photon rows have ``stop_z`` and
+    reason LEFT, APERTURE or CONVERTED, but NaN states and no crossings (no hits).
     """
 
     states: npt.NDArray[np.float64]
@@ -115,25 +121,35 @@ def _random_numbers(
     keys: EventKeys,
     events: npt.NDArray[np.uint64],
     index: npt.NDArray[np.int64],
-    n_planes: int,
+    reach: npt.NDArray[np.bool_],
     electrons: npt.NDArray[np.bool_],
 ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.float64]]:
-    base = (index.astype(np.uint64)[:, None] * np.uint64(_PLANE_STRIDE)) + np.arange(
-        n_planes, dtype=np.uint64
+    """The kernel's normals (m, p, 4), uniforms (m, p, 2) and brems uniforms (m_e, p, 16), drawn
+    only where ``reach`` (m, p) says the particle can get to the plane (zero elsewhere: the
+    kernel never reads them there; the numbers drawn are the same either way)."""
+    m, n_planes = reach.shape
+    row, plane = np.nonzero(reach)
+    base = (index.astype(np.uint64)[row] * np.uint64(_PLANE_STRIDE) + plane.astype(np.uint64)) * (
+        np.uint64(_SLOTS)
     )
-    base = base * np.uint64(_SLOTS)
-    ev = events[:, None, None]
+    ev = events[row][:, None]
 
-    def draw(rows: npt.NDArray[np.bool_] | slice, slots: range) -> npt.NDArray[np.float64]:
-        counters = base[rows][:, :, None] + np.arange(slots.start, slots.stop, dtype=np.uint64)
-        return keys.uniform(_STREAM, ev[rows], counters)
+    def draw(sel: npt.NDArray[np.bool_] | slice, slots: range) -> npt.NDArray[np.float64]:
+        counters = base[sel][:, None] + np.arange(slots.start, slots.stop, dtype=np.uint64)
+        return keys.uniform(_STREAM, ev[sel], counters)
 
-    uniforms = np.ascontiguousarray(draw(slice(None), range(2)))
+    uniforms = np.zeros((m, n_planes, 2))
+    uniforms[row, plane] = draw(slice(None), range(2))
     u = draw(slice(None), range(2, 6))
-    normals = np.empty_like(u)
-    normals[..., 0::2], normals[..., 1::2] = box_muller(u[..., 0::2], u[..., 1::2])
-    brem = np.ascontiguousarray(draw(electrons, range(6, 6 + BREM_UNIFORMS)))
-    return np.ascontiguousarray(normals), uniforms, brem
+    normals = np.zeros((m, n_planes, 4))
+    normals[row, plane, 0::2], normals[row, plane, 1::2] = box_muller(u[:, 0::2], u[:, 1::2])
+    brem_row = np.cumsum(electrons) - 1
+    on_electron = electrons[row]
+    brem = np.zeros((int(electrons.sum()), n_planes, BREM_UNIFORMS))
+    brem[brem_row[row[on_electron]], plane[on_electron]] = draw(
+        on_electron, range(6, 6 + BREM_UNIFORMS)
+    )
+    return normals, uniforms, brem
 
 
 def transport_particles(
@@ -204,18 +220,23 @@ def transport_particles(
     stop_z = np.full(n, np.nan)
     reason = np.full(n, REASONS["NOT_TRANSPORTED"], dtype=np.int8)
     followed = np.flatnonzero((charge != 0.0) & (states[:, 5] != 0.0) & ~np.isnan(states[:, 5]))
+    # one set of output buffers for all chunks (fresh memory is slow to touch on some hosts)
+    size = min(chunk, len(followed))
+    bufs = (
+        np.empty((size, n_planes, 6)),
+        np.empty((size, n_planes), np.bool_),
+        np.empty((size, n_planes)),
+        np.empty(size),
+        np.empty(size, dtype=np.int8),
+    )
     for lo in range(0, len(followed), chunk):
         rows = followed[lo : lo + chunk]
         electrons = kind[rows] == KIND_ELECTRON
-        normals, uniforms, brem = _random_numbers(keys, ev[rows], idx[rows], n_planes, electrons)
+        first = np.searchsorted(planes[:, 0], states[rows, 2])
+        reach = (np.arange(n_planes) >= first[:, None]) & (planes[:, 0] <= z_max)
+        normals, uniforms, brem = _random_numbers(keys, ev[rows], idx[rows], reach, electrons)
         brem_row = np.where(electrons, np.cumsum(electrons) - 1, -1).astype(np.int64)
-        m = len(rows)
-        c_out, c_crossed, c_photon = (
-            np.empty((m, n_planes, 6)),
-            np.empty((m, n_planes), np.bool_),
-            np.empty((m, n_planes)),
-        )
-        c_stop, c_reason = np.empty(m), np.empty(m, dtype=np.int8)
+        c_out, c_crossed, c_photon, c_stop, c_reason = (b[: len(rows)] for b in bufs)
         transport_with_material(
             np.ascontiguousarray(states[rows]),
             np.ascontiguousarray(charge[rows]),

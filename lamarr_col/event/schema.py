@@ -229,7 +229,9 @@ def markdown() -> str:
         "## Added by the detailed simulation",
         "",
         "`lamarr_col.detailed.simulate.simulate_tracking` appends the daughters of decays in",
-        "flight to `mcparticles`, and adds the `tracks` collection (one record per",
+        "flight and the secondaries (brems photons, e+e- pairs of photon conversions; a",
+        "converted photon gets status 2 and its end vertex) to `mcparticles`, with their",
+        "`mother` links, and adds the `tracks` collection (one record per",
         "reconstructed track, ghosts included), a `pvs` collection with the fields above",
         "(vertices fitted from the tracks) and `n_pvs`.",
     ]

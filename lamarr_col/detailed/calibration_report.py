@@ -1,0 +1,242 @@
+"""The calibration report: PNG plots, ``report.md`` and ``report.json`` in one directory.
+
+:func:`write_report` takes the figures of :func:`lamarr_col.detailed.calibration.figures` and
+the band checks of :func:`~lamarr_col.detailed.calibration.check_bands` and writes
+
+- ``momentum_resolution.png``, ``ip_resolution.png``, ``efficiency.png``,
+  ``pv_resolution.png``, ``ghost_rate.png`` (mplhep's LHCb2 style, Agg canvas: no display);
+- ``report.json``: the figures, the checks and the run's metadata (NaN written as null);
+- ``report.md``: the summary table (measured value, band, published figure, source, PASS/FAIL)
+  and one section per figure of merit with its definition and plot.
+
+Everything is first written under a temporary name in the target directory and renamed only
+once every file is complete: a failure half-way leaves the directory as it was.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lamarr_col.detailed.calibration_counts import PV_WINDOW
+from lamarr_col.detailed.calibration_plots import PLOTS, style_context
+
+__all__ = ["DEFINITIONS", "PLOTS", "format_table", "jsonable", "write_report"]
+
+#: How each figure of merit is measured (also in docs/detailed.md).
+DEFINITIONS = {
+    "momentum_resolution": (
+        "Long tracks matched to a non-electron particle; (p_rec − p_true)/p_true with p_rec "
+        "from q/p at the beam line; core = 1.4826 × MAD (robust Gaussian-equivalent width), "
+        "RMS of all entries, tail = fraction beyond 3 × core; bins of p_true."
+    ),
+    "ip_resolution": (
+        "Long tracks of prompt particles (origin within 1 µm of their collision's vertex); "
+        "the beam-line state moved on a straight line to the true origin's z, minus the true "
+        "origin x (y): the IP projection to the true vertex. Core width (1.4826 × MAD) in "
+        "bins of the track's 1/pT, then a weighted straight-line fit σ = a + b/pT."
+    ),
+    "efficiency": (
+        "Denominator: prompt charged e, μ, π, K, p from the generator with p > 5 GeV and "
+        "2 < η < 5. Found: the particle has a long track. Each lost particle is classified "
+        "by its transport: hadronic interaction before the end of T, decay in flight before "
+        "the end of T, or other (acceptance, hit inefficiency, scattering). Sub-denominators: "
+        "'clean' (neither interacted nor decayed before the end of T) and 'reconstructible' "
+        "(its plane crossings before hit efficiency make VELO and T segments under the "
+        "recognition rules). The ≥ 93 % band applies to the reconstructible efficiency, "
+        "closest to LHCb's definition, which requires the hits before any reconstruction."
+    ),
+    "pv_resolution": (
+        "Reconstructed PVs matched to a collision (one per collision, the one with most "
+        "tracks); core width (1.4826 × MAD) of the residual to the true vertex in bins of the "
+        f"PV's track count; the band uses {PV_WINDOW[0]}–{PV_WINDOW[1]}-track vertices."
+    ),
+    "ghost_rate": (
+        "Fraction of long tracks without an MC particle, in bins of the event's number of "
+        "reconstructed tracks (all types). The band asks for a positive slope of a weighted "
+        "straight-line fit at ≥ 2σ; n/a while the sample holds no ghost."
+    ),
+}
+
+_TITLES = {
+    "momentum_resolution": "Momentum resolution",
+    "ip_resolution": "Impact-parameter resolution",
+    "efficiency": "Long-track efficiency",
+    "pv_resolution": "Primary-vertex resolution",
+    "ghost_rate": "Ghost rate",
+}
+
+_Figures = dict[str, Any]
+
+
+def jsonable(obj: Any) -> Any:
+    """``obj`` with NaN/inf as None and numpy scalars and arrays as Python values."""
+    if isinstance(obj, dict):
+        return {str(k): jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return jsonable(obj.tolist())
+    if isinstance(obj, (np.integer, np.bool_)):
+        return obj.item()
+    if isinstance(obj, (float, np.floating)):
+        return float(obj) if math.isfinite(obj) else None
+    return obj
+
+
+def _number(value: Any, digits: int = 3) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "—"
+    return f"{value:.{digits}g}"
+
+
+def _band_text(check: dict[str, Any]) -> str:
+    lo, hi, unit = check["low"], check["high"], check["unit"]
+    if lo is None and hi is None:
+        return "—"
+    if lo is not None and hi is not None:
+        return f"{_number(lo)}–{_number(hi)} {unit}"
+    return f"≥ {_number(lo)} {unit}" if lo is not None else f"≤ {_number(hi)} {unit}"
+
+
+def _measured(check: dict[str, Any]) -> str:
+    err = check["err"]
+    if err is None or not math.isfinite(err):
+        return f"{_number(check['value'])} {check['unit']}"
+    return f"{_number(check['value'])} ± {_number(err, 2)} {check['unit']}"
+
+
+def format_table(checks: Sequence[dict[str, Any]]) -> str:
+    """The band checks as a plain-text table (for the terminal)."""
+    rows = [("quantity", "measured", "band", "status")]
+    for c in checks:
+        measured = _measured(c)
+        rows.append((c["quantity"], measured, _band_text(c), c["status"]))
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)) for r in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def _markdown(figs: _Figures, checks: Sequence[dict[str, Any]], metadata: dict[str, Any]) -> str:
+    lines = ["# Calibration report of the detailed tracking simulation", ""]
+    lines += [f"- {k}: `{v}`" for k, v in metadata.items()]
+    lines += [
+        "",
+        "Bands: PASS when the central value lies inside; errors are statistical (1σ).",
+        "",
+        "| quantity | measured | band | published | source | status |",
+        "|---|---|---|---|---|---|",
+    ]
+    for c in checks:
+        measured = _measured(c)
+        lines.append(
+            f"| {c['quantity']} | {measured} | {_band_text(c)} | {c['published']} "
+            f"| {c['source']} | **{c['status']}** |"
+        )
+    for key, title in _TITLES.items():
+        lines += ["", f"## {title}", "", DEFINITIONS[key], "", f"![{title}]({PLOTS[key][0]})"]
+        lines += ["", *_figure_table(key, figs)]
+    return "\n".join(lines) + "\n"
+
+
+def _resolution_table(
+    rows: Sequence[dict[str, Any]], unit: str, scale: str, *, counts: bool = False
+) -> list[str]:
+    """Markdown rows of resolution bins; ``counts``: integer bins [lo, hi) shown as lo–(hi − 1)."""
+    out = [
+        f"| {scale} | n | core [{unit}] | RMS [{unit}] | tail > 3σ |",
+        "|---|---|---|---|---|",
+    ]
+    for r in rows:
+        out.append(
+            f"| {_number(r['lo'])}–{_number(r['hi'] - 1 if counts else r['hi'])} | {r['n']} "
+            f"| {_number(r['core'])} ± {_number(r['core_err'], 2)} "
+            f"| {_number(r['rms'])} ± {_number(r['rms_err'], 2)} | {_number(r['tail'], 2)} |"
+        )
+    return out
+
+
+def _figure_table(key: str, figs: _Figures) -> list[str]:
+    out: list[str] = []
+    if key == "momentum_resolution":
+        return _resolution_table(figs[key]["bins"], "%", "p [GeV]")
+    if key == "ip_resolution":
+        fit = figs[key]["x"]["fit"]
+        head = (
+            f"Fit (x): a = {_number(fit['a'])} ± {_number(fit['a_err'], 2)} µm, "
+            f"b = {_number(fit['b'])} ± {_number(fit['b_err'], 2)} µm·GeV, "
+            f"χ²/ndf = {_number(fit['chi2'])}/{fit['ndf']}"
+        )
+        return [head, "", *_resolution_table(figs[key]["x"]["bins"], "µm", "1/pT [1/GeV]")]
+    if key == "efficiency":
+        e = figs[key]
+        out += ["| efficiency / loss | value | passed / total |", "|---|---|---|"]
+        items = [(n, e[n]) for n in ("overall", "clean", "reconstructible")]
+        items += [(f"lost: {c}", v) for c, v in e["losses"].items()]
+        for name, v in items:
+            value = f"{_number(100 * v['value'])} (+{_number(100 * v['err_high'], 2)} "
+            value += f"−{_number(100 * v['err_low'], 2)}) %"
+            out.append(f"| {name} | {value} | {v['passed']} / {v['total']} |")
+        return out
+    if key == "pv_resolution":
+        for a in "xyz":
+            rows = figs[key]["vs_n_tracks"][a]
+            out += [f"{a}:", "", *_resolution_table(rows, "µm", "tracks", counts=True)]
+            out.append("")
+        return out
+    g = figs[key]
+    out = [
+        "| tracks in event | events | long tracks | ghosts | rate [%] |",
+        "|---|---|---|---|---|",
+    ]
+    for i in range(len(g["events"])):
+        value = g["rate"]["value"][i]
+        rate = _number(None if value is None else 100 * value)
+        out.append(
+            f"| {_number(g['edges'][i])}–{_number(g['edges'][i + 1])} | {g['events'][i]} "
+            f"| {g['long_tracks'][i]} | {g['ghosts'][i]} | {rate} |"
+        )
+    return out
+
+
+def write_report(
+    directory: str | os.PathLike[str],
+    figs: _Figures,
+    checks: Sequence[dict[str, Any]],
+    metadata: dict[str, Any],
+) -> list[Path]:
+    """Write the plots, ``report.md`` and ``report.json`` into ``directory`` (created if
+    needed); returns the paths written. Nothing is left behind if any step fails."""
+    out = Path(directory)
+    out.mkdir(parents=True, exist_ok=True)
+    data = jsonable({"metadata": metadata, "checks": list(checks), "figures": figs})
+    staging = Path(tempfile.mkdtemp(prefix=".report-", dir=out))
+    try:
+        names = []
+        with style_context():
+            for name, plot in PLOTS.values():
+                fig = plot(data["figures"])
+                fig.savefig(staging / name, dpi=80)
+                names.append(name)
+        (staging / "report.json").write_text(
+            json.dumps(data, indent=1, ensure_ascii=False, allow_nan=False) + "\n",
+            encoding="utf-8",
+        )
+        (staging / "report.md").write_text(
+            _markdown(data["figures"], data["checks"], data["metadata"]), encoding="utf-8"
+        )
+        names += ["report.json", "report.md"]
+        for name in names:
+            (staging / name).replace(out / name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return [out / n for n in names]

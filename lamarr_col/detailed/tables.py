@@ -1,0 +1,308 @@
+"""Training tables of the detailed simulation: one row per charged MC particle.
+
+The flash models (acceptance and efficiency, resolution, covariance) learn from these rows.
+:func:`training_table` builds them from one batch; :func:`write_training_tables` streams a
+source through the detailed simulation into a ROOT file (TTree ``training``), which is what
+``lamarr-col tables`` does. Columns (``TABLE_COLUMNS``, units MeV, mm, rad):
+
+- identity: ``event`` (event number), ``index`` (in the event's ``mcparticles``),
+  ``origin`` (0 generator, 1 added by the detailed simulation: a decay-in-flight daughter or
+  a secondary), ``pid``, ``charge``, ``mother_pid`` (0 for none);
+- generator level: ``px py pz p pt eta phi``, origin ``vx vy vz``, ``n_tracks`` (the event's
+  reconstructed tracks, the occupancy) and ``n_pvs`` (reconstructed PVs);
+- acceptance: ``acceptance_type``, the track type the particle's trajectory allows from the
+  planes it crossed inside their active areas, before hit efficiency (0 = out of acceptance;
+  same minimum-hit rules as the track finding);
+- what the reconstruction made of it: ``track_type`` (0 = not reconstructed; when a particle
+  gave several tracks the first of long, downstream, upstream, VELO, T), ``n_tracks_of``
+  (how many tracks carry it: clones and the halves of an unmatched particle);
+- for reconstructed particles (NaN otherwise), from that track: the state ``x y z tx ty qop``
+  and the residuals reco − true ``dx dy dtx dty`` and ``dp_over_p``, ``chi2ndof``, ``ndof``,
+  ``ghost_prob``, ``ip``, ``ip_chi2`` and the 15 covariance entries ``cov_*``. The true state
+  for a track state near the beam line (tracks with a VELO segment) is the generator's
+  straight line from the origin, taken to the state's z; for downstream and T tracks (state
+  at the first hit) it is the transported particle's state at that plane.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import awkward as ak
+import numpy as np
+import numpy.typing as npt
+
+from lamarr_col.detailed.recognition import RecognitionRules, segment_crossings
+from lamarr_col.detailed.simulate import (
+    DetailedOptions,
+    TrackingOutput,
+    assemble_outputs,
+    run_tracking,
+)
+from lamarr_col.detector.conditions import ConditionSet
+from lamarr_col.event.schema import TRACK_STATE
+from lamarr_col.kernels.acceptance import TRACK_TYPES
+
+__all__ = ["TABLE_COLUMNS", "training_table", "write_training_tables"]
+
+_COV = tuple(f"cov_{a}_{TRACK_STATE[j]}" for i, a in enumerate(TRACK_STATE) for j in range(i, 5))
+TABLE_COLUMNS = (
+    "event",
+    "index",
+    "origin",
+    "pid",
+    "charge",
+    "mother_pid",
+    "px",
+    "py",
+    "pz",
+    "p",
+    "pt",
+    "eta",
+    "phi",
+    "vx",
+    "vy",
+    "vz",
+    "n_tracks",
+    "n_pvs",
+    "acceptance_type",
+    "track_type",
+    "n_tracks_of",
+    "x",
+    "y",
+    "z",
+    "tx",
+    "ty",
+    "qop",
+    "dx",
+    "dy",
+    "dtx",
+    "dty",
+    "dp_over_p",
+    "chi2ndof",
+    "ndof",
+    "ghost_prob",
+    "ip",
+    "ip_chi2",
+    *_COV,
+)
+#: preference when a particle has several tracks (first wins)
+_PREFERENCE = ("LONG", "DOWNSTREAM", "UPSTREAM", "VELO", "T")
+_WITH_VELO = (TRACK_TYPES["VELO"], TRACK_TYPES["LONG"], TRACK_TYPES["UPSTREAM"])
+
+
+def _best_track(out: TrackingOutput, n_rows: int) -> tuple[npt.NDArray[np.int64], ...]:
+    """Per particle row: the index of its preferred track (−1) and its number of tracks."""
+    found = out.found
+    real = np.flatnonzero(found.row >= 0)
+    rank = np.full(8, len(_PREFERENCE), dtype=np.int64)
+    for r, name in enumerate(_PREFERENCE):
+        rank[TRACK_TYPES[name]] = r
+    order = real[np.lexsort((rank[found.track_type[real]], found.row[real]))]
+    rows = found.row[order]
+    first = np.r_[True, rows[1:] != rows[:-1]] if len(rows) else np.zeros(0, dtype=np.bool_)
+    best = np.full(n_rows, -1, dtype=np.int64)
+    best[rows[first]] = order[first]
+    return best, np.bincount(found.row[real], minlength=n_rows)
+
+
+def training_table(
+    out: TrackingOutput,
+    record: dict[str, npt.NDArray[Any]],
+    conditions: ConditionSet,
+    n_generated: npt.ArrayLike,
+    rules: RecognitionRules | None = None,
+) -> dict[str, npt.NDArray[Any]]:
+    """The table (module docstring) of one batch: ``out`` from :func:`run_tracking`,
+    ``record`` the flat ``tracks`` fields from :func:`assemble_outputs`, ``n_generated`` the
+    number of generator particles of each event (before the detailed simulation added any)."""
+    cols = out.particles
+    n_rows = len(out.particle_event_index)
+    ev = out.particle_event_index
+    charged = np.flatnonzero(np.asarray(cols["charge"]) != 0)
+    best, n_of = _best_track(out, n_rows)
+    t = best[charged]
+    has = t >= 0
+    ti = np.maximum(t, 0)
+
+    px, py, pz = (np.asarray(cols[c], dtype=np.float64)[charged] for c in ("px", "py", "pz"))
+    vx, vy, vz = (np.asarray(cols[c], dtype=np.float64)[charged] for c in ("vx", "vy", "vz"))
+    pt = np.hypot(px, py)
+    p = np.sqrt(pt * pt + pz * pz)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        eta = np.arcsinh(pz / pt)
+    mother = np.asarray(cols["mother"], dtype=np.int64)[charged]
+    pid_all = np.asarray(cols["pid"], dtype=np.int64)
+    index = out.index_in_event[charged]
+    # the mother's row: same event, its index (rows of an event keep their index order)
+    event_start = np.full(int(ev.max(initial=-1)) + 2, 0, dtype=np.int64)
+    row_of_index0 = np.flatnonzero(out.index_in_event == 0)
+    event_start[ev[row_of_index0]] = row_of_index0
+    mother_row = np.where(mother >= 0, event_start[ev[charged]] + mother, -1)
+    in_order = np.all(out.index_in_event[mother_row[mother >= 0]] == mother[mother >= 0])
+    if not in_order:  # rows not laid out event by event: look the mothers up
+        key = ev * (int(out.index_in_event.max(initial=0)) + 1) + out.index_in_event
+        sorter = np.argsort(key)
+        wanted = ev[charged] * (int(out.index_in_event.max(initial=0)) + 1) + mother
+        mother_row = np.where(mother >= 0, sorter[np.searchsorted(key, wanted, sorter=sorter)], -1)
+    n_tracks = np.bincount(out.found.event, minlength=len(out.events))
+    n_pvs = ak.to_numpy(out.events["n_pvs"]) if "n_pvs" in out.events.fields else None
+
+    state = np.column_stack([record[c][ti] for c in ("x", "y", "z", "tx", "ty", "qop")])
+    state[~has] = np.nan
+    kind = np.where(has, out.found.track_type[ti], 0).astype(np.int8)
+    true = _true_state(out, charged, state, kind)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p_reco = 1.0 / np.abs(state[:, 5])
+        chi2ndof = np.where(has, record["chi2"][ti] / np.maximum(record["ndof"][ti], 1), np.nan)
+
+    def reco(name: str) -> npt.NDArray[np.float64]:
+        return np.where(has, record[name][ti].astype(np.float64), np.nan)
+
+    gen_count = np.asarray(n_generated, dtype=np.int64)
+    table: dict[str, npt.NDArray[Any]] = {
+        "event": ak.to_numpy(out.events["event"]).astype(np.uint64)[ev[charged]],
+        "index": index.astype(np.int32),
+        "origin": (index >= gen_count[ev[charged]]).astype(np.int8),
+        "pid": pid_all[charged].astype(np.int32),
+        "charge": np.asarray(cols["charge"], dtype=np.float64)[charged].astype(np.float32),
+        "mother_pid": np.where(mother_row >= 0, pid_all[np.maximum(mother_row, 0)], 0).astype(
+            np.int32
+        ),
+        "px": px,
+        "py": py,
+        "pz": pz,
+        "p": p,
+        "pt": pt,
+        "eta": eta,
+        "phi": np.arctan2(py, px),
+        "vx": vx,
+        "vy": vy,
+        "vz": vz,
+        "n_tracks": n_tracks[ev[charged]].astype(np.int32),
+        "n_pvs": (
+            n_pvs[ev[charged]].astype(np.int32)
+            if n_pvs is not None
+            else np.zeros(len(charged), np.int32)
+        ),
+        "acceptance_type": acceptance_types(out, conditions, rules)[charged],
+        "track_type": kind,
+        "n_tracks_of": n_of[charged].astype(np.int16),
+    }
+    for i, c in enumerate(("x", "y", "z", "tx", "ty", "qop")):
+        table[c] = state[:, i]
+    for i, c in enumerate(("dx", "dy", "dtx", "dty")):
+        table[c] = state[:, (0, 1, 3, 4)[i]] - true[:, i]
+    table["dp_over_p"] = (p_reco - p) / p
+    table["chi2ndof"] = chi2ndof
+    table["ndof"] = np.where(has, record["ndof"][ti], 0).astype(np.int16)
+    for c in ("ghost_prob", "ip", "ip_chi2", *_COV):
+        table[c] = reco(c)
+    return table
+
+
+def acceptance_types(
+    out: TrackingOutput, conditions: ConditionSet, rules: RecognitionRules | None = None
+) -> npt.NDArray[np.int8]:
+    """Per particle row: the track type its crossings allow (module docstring), 0 if none."""
+    velo, ut, t = segment_crossings(out.transport.crossed, conditions, rules)
+    kind = np.zeros(len(velo), dtype=np.int8)
+    kind[velo] = TRACK_TYPES["VELO"]
+    kind[t] = TRACK_TYPES["T"]
+    kind[ut & t] = TRACK_TYPES["DOWNSTREAM"]
+    kind[velo & ut & ~t] = TRACK_TYPES["UPSTREAM"]
+    kind[velo & t] = TRACK_TYPES["LONG"]
+    return kind
+
+
+def _true_state(
+    out: TrackingOutput,
+    rows: npt.NDArray[np.int64],
+    state: npt.NDArray[np.float64],
+    kind: npt.NDArray[np.int8],
+) -> npt.NDArray[np.float64]:
+    """True x, y, tx, ty (n, 4) at each reconstructed state's z (module docstring)."""
+    cols = out.particles
+    px, py, pz = (np.asarray(cols[c], dtype=np.float64)[rows] for c in ("px", "py", "pz"))
+    vx, vy, vz = (np.asarray(cols[c], dtype=np.float64)[rows] for c in ("vx", "vy", "vz"))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        tx, ty = px / pz, py / pz
+    dz = state[:, 2] - vz
+    true = np.column_stack([vx + tx * dz, vy + ty * dz, tx, ty])
+    first_hit = (kind > 0) & ~np.isin(kind, _WITH_VELO)
+    if first_hit.any():
+        plane_z = out.transport.plane_z
+        j = np.searchsorted(plane_z, state[first_hit, 2])
+        j = np.clip(j, 0, len(plane_z) - 1)
+        j_lo = np.clip(j - 1, 0, len(plane_z) - 1)
+        near = np.where(
+            np.abs(plane_z[j_lo] - state[first_hit, 2]) < np.abs(plane_z[j] - state[first_hit, 2]),
+            j_lo,
+            j,
+        )
+        s = out.transport.states[rows[first_hit], near]
+        ok = np.abs(plane_z[near] - state[first_hit, 2]) < 1.0
+        true[first_hit] = np.where(ok[:, None], s[:, [0, 1, 3, 4]], np.nan)
+    return true
+
+
+def write_training_tables(
+    batches: Iterable[ak.Array],
+    output: str | os.PathLike[str],
+    conditions: ConditionSet,
+    *,
+    seed: int,
+    options: DetailedOptions | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> tuple[int, int]:
+    """Run the detailed simulation on ``batches`` and write the rows into ``output`` (ROOT,
+    TTree ``training``). Returns (events, rows). The file is written as ``<output>.partial``
+    and renamed when complete; on an error that file keeps the batches already written and
+    the exception gets a note saying so."""
+    import uproot
+
+    options = options or DetailedOptions()
+    output = Path(output)
+    partial = output.with_name(output.name + ".partial")
+    n_events = n_rows = 0
+    file = None
+    try:
+        for batch in batches:
+            n_gen = ak.to_numpy(ak.num(batch.mcparticles, axis=1))
+            out = run_tracking(batch, conditions, seed=seed, options=options)
+            events, record = assemble_outputs(out)
+            out = TrackingOutput(
+                events,
+                out.transport,
+                out.hits,
+                out.found,
+                out.fit,
+                out.particle_event_index,
+                out.particles,
+                out.index_in_event,
+            )
+            table = training_table(out, record, conditions, n_gen, options.rules)
+            if file is None:
+                file = uproot.recreate(partial)
+                file.mktree("training", {k: v.dtype for k, v in table.items()})
+            file["training"].extend(table)
+            n_events += len(batch)
+            n_rows += len(table["event"])
+            if progress is not None:
+                progress(len(batch))
+    except BaseException as err:
+        if file is None:
+            err.add_note("no row was written")
+        else:
+            file.close()
+            err.add_note(f"{n_rows} row(s) of {n_events} event(s) are kept in {partial}")
+        raise
+    if file is None:  # no events: an empty tree with the right columns
+        file = uproot.recreate(partial)
+        file.mktree("training", dict.fromkeys(TABLE_COLUMNS, np.float64))
+    file.close()
+    partial.replace(output)
+    return n_events, n_rows
