@@ -427,8 +427,6 @@ def _source_options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _generate(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
     from lamarr_col.job import generate
     from lamarr_col.sources.open import GENERATORS, open_source
 
@@ -445,13 +443,7 @@ def _generate(args: argparse.Namespace) -> int:
         )
     settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
     step = _detailed_step(args) if args.command == "detailed" else None
-    with tqdm(
-        total=n_events,
-        unit="ev",
-        disable=args.no_progress or None,
-        desc=args.command,
-        file=sys.stderr,
-    ) as bar:
+    with _progress(args, n_events, args.command) as bar:
         summary = generate(
             source,
             args.output,
@@ -480,15 +472,47 @@ def _generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _detailed_setup(args: argparse.Namespace) -> tuple[Any, Any]:
+    """The condition set and :class:`DetailedOptions` the detailed commands' options ask for."""
+    from lamarr_col.detailed.simulate import DetailedOptions
+    from lamarr_col.detector import load_conditions
+
+    conditions = load_conditions(args.conditions, args.polarity)
+    return conditions, DetailedOptions(decays_in_flight=not args.no_decays_in_flight)
+
+
+def _source_batches(args: argparse.Namespace, default_events: int) -> tuple[Any, Any, int | None]:
+    """(source, its batches, number of events) for the job options of ``args``; generators
+    make ``default_events`` unless told otherwise."""
+    from lamarr_col.sources.open import GENERATORS, open_source
+
+    n_events = args.events
+    if n_events is None and args.source in GENERATORS:
+        n_events = default_events
+    source = open_source(args.source, **_source_options(args))
+    size = args.batch_size or source.default_batch_size
+    batches = source.batches(
+        n_events, size, seed=args.seed, run=args.run, first_event=args.first_event
+    )
+    return source, batches, n_events
+
+
+def _progress(args: argparse.Namespace, total: int | None, desc: str) -> Any:
+    """The progress bar of a job (on stderr; off with --no-progress or without a terminal)."""
+    from tqdm import tqdm
+
+    return tqdm(
+        total=total, unit="ev", disable=args.no_progress or None, desc=desc, file=sys.stderr
+    )
+
+
 def _detailed_step(args: argparse.Namespace) -> Any:
     """The batch → batch function of `lamarr-col detailed` (conditions loaded once)."""
     from functools import partial
 
-    from lamarr_col.detailed.simulate import DetailedOptions, simulate_tracking
-    from lamarr_col.detector import load_conditions
+    from lamarr_col.detailed.simulate import simulate_tracking
 
-    conditions = load_conditions(args.conditions, args.polarity)
-    options = DetailedOptions(decays_in_flight=not args.no_decays_in_flight)
+    conditions, options = _detailed_setup(args)
     return partial(simulate_tracking, conditions=conditions, seed=args.seed, options=options)
 
 
@@ -496,30 +520,15 @@ def _tables(args: argparse.Namespace) -> int:
     """`lamarr-col tables`: the detailed simulation's training tables into a ROOT file."""
     import time
 
-    from tqdm import tqdm
-
-    from lamarr_col.detailed.simulate import DetailedOptions
     from lamarr_col.detailed.tables import write_training_tables
-    from lamarr_col.detector import load_conditions
-    from lamarr_col.sources.open import GENERATORS, open_source
 
     if args.format not in (None, "root") or Path(args.output).suffix.lower() != ".root":
         msg = f"{args.output}: the training tables are written as ROOT; name the file *.root"
         raise ConfigError(msg)
-    n_events = args.events
-    if n_events is None and args.source in GENERATORS:
-        n_events = 1000
-    conditions = load_conditions(args.conditions, args.polarity)
-    source = open_source(args.source, **_source_options(args))
-    options = DetailedOptions(decays_in_flight=not args.no_decays_in_flight)
-    size = args.batch_size or source.default_batch_size
-    batches = source.batches(
-        n_events, size, seed=args.seed, run=args.run, first_event=args.first_event
-    )
+    conditions, options = _detailed_setup(args)
+    _, batches, n_events = _source_batches(args, 1000)
     start = time.perf_counter()
-    with tqdm(
-        total=n_events, unit="ev", disable=args.no_progress or None, desc="tables", file=sys.stderr
-    ) as bar:
+    with _progress(args, n_events, "tables") as bar:
         events, rows = write_training_tables(
             batches, args.output, conditions, seed=args.seed, options=options, progress=bar.update
         )
@@ -554,32 +563,17 @@ def _detailed_report(args: argparse.Namespace) -> int:
     """`lamarr-col detailed-report`: simulate, accumulate the calibration counts, write."""
     import time
 
-    from tqdm import tqdm
-
     from lamarr_col import __version__
     from lamarr_col.detailed.calibration import calibrate, check_bands, figures
     from lamarr_col.detailed.calibration_report import format_table, write_report
-    from lamarr_col.detailed.simulate import DetailedOptions
-    from lamarr_col.detector import load_conditions
-    from lamarr_col.sources.open import GENERATORS, open_source
 
     output = Path(args.output)
     if output.exists() and not output.is_dir():
         raise ConfigError(f"--output {output}: exists and is not a directory")
-    n_events = args.events
-    if n_events is None and args.source in GENERATORS:
-        n_events = REPORT_EVENTS
-    conditions = load_conditions(args.conditions, args.polarity)
-    source = open_source(args.source, **_source_options(args))
-    options = DetailedOptions(decays_in_flight=not args.no_decays_in_flight)
-    size = args.batch_size or source.default_batch_size
-    batches = source.batches(
-        n_events, size, seed=args.seed, run=args.run, first_event=args.first_event
-    )
+    conditions, options = _detailed_setup(args)
+    source, batches, n_events = _source_batches(args, REPORT_EVENTS)
     start = time.perf_counter()
-    with tqdm(
-        total=n_events, unit="ev", disable=args.no_progress or None, desc="report", file=sys.stderr
-    ) as bar:
+    with _progress(args, n_events, "report") as bar:
         counts = calibrate(
             batches, conditions, seed=args.seed, options=options, progress=bar.update
         )

@@ -421,3 +421,16 @@ def test_detailed_report_errors_are_one_line(tmp_path, capsys):
     assert main([*argv, "-o", str(tmp_path / "r"), "--conditions", "lhcb-run9"]) == 2
     assert "lhcb-run9" in capsys.readouterr().err
     assert not (tmp_path / "r").exists()
+
+
+def test_summary_from_the_chains_transport_equals_the_retransported_one():
+    from lamarr_col.detailed.simulate import assemble_outputs
+
+    seed = 13
+    batch = _gun(6, seed, species="pi+,K-,p", p="flat:4000:40000", multiplicity="30")
+    out = run_tracking(batch, CONDITIONS, seed=seed)
+    events, _ = assemble_outputs(out)
+    given = summarize(events, CONDITIONS, seed=seed, transport=out.transport)
+    again = summarize(events, CONDITIONS, seed=seed)
+    np.testing.assert_array_equal(given.efficiency.counts, again.efficiency.counts)
+    assert given.efficiency.counts[0].sum() > 50

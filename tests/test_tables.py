@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import awkward as ak
 import numpy as np
 import pytest
@@ -31,7 +33,7 @@ def batch() -> tuple[ak.Array, dict, ak.Array]:
     out = run_tracking(events, CONDITIONS, seed=21)
     result, record = assemble_outputs(out)
     n_gen = ak.to_numpy(ak.num(events.mcparticles, axis=1))
-    out = type(out)(result, *(getattr(out, f) for f in out.__dataclass_fields__ if f != "events"))
+    out = dataclasses.replace(out, events=result)
     return training_table(out, record, CONDITIONS, n_gen), record, result
 
 

@@ -59,7 +59,7 @@ from lamarr_col.detailed.calibration_counts import (
     summarize,
 )
 from lamarr_col.detailed.estimators import BinnedResiduals, binomial_interval, line_fit
-from lamarr_col.detailed.simulate import DetailedOptions, simulate_tracking
+from lamarr_col.detailed.simulate import DetailedOptions, assemble_outputs, run_tracking
 from lamarr_col.detector.conditions import ConditionSet
 
 __all__ = [
@@ -90,8 +90,11 @@ def calibrate(
     options = options or DetailedOptions()
     total = CalibrationCounts.empty()
     for generated in batches:
-        events = simulate_tracking(generated, conditions, seed=seed, options=options)
-        total = total + summarize(events, conditions, seed=seed, options=options)
+        out = run_tracking(generated, conditions, seed=seed, options=options)
+        events, _ = assemble_outputs(out)
+        total = total + summarize(
+            events, conditions, seed=seed, options=options, transport=out.transport
+        )
         if progress is not None:
             progress(len(generated))
     return total

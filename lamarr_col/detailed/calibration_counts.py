@@ -18,10 +18,9 @@ import numpy as np
 import numpy.typing as npt
 
 from lamarr_col.detailed.estimators import BinnedResiduals
-from lamarr_col.detailed.hits import HIT_GROUPS, Hits
-from lamarr_col.detailed.recognition import segment_counts
+from lamarr_col.detailed.recognition import segment_crossings
 from lamarr_col.detailed.simulate import DetailedOptions
-from lamarr_col.detailed.transport import COLUMNS, REASONS, transport_particles
+from lamarr_col.detailed.transport import COLUMNS, REASONS, TransportResult, transport_particles
 from lamarr_col.detector.conditions import GROUPS, ConditionSet
 from lamarr_col.kernels.acceptance import TRACK_TYPES
 
@@ -209,43 +208,23 @@ def _fates(
     """Transport stop reason and long-reconstructibility of the particles ``rows``, transported
     again exactly as :func:`~lamarr_col.detailed.simulate.run_tracking` does (same seed, step,
     last plane; per-particle keyed random numbers make the subset's fate the chain's own).
-
-    Reconstructible: the crossings of the measuring VELO, UT and T planes (every hit the
-    particle could leave, before hit efficiency) make a VELO and a T segment under
-    ``options.rules`` (the segment rules of :mod:`lamarr_col.detailed.recognition`)."""
+    For batches whose chain transport is at hand, :func:`summarize` takes it instead."""
     planes = conditions.planes()
     z_last_t = float(planes["z"][planes["group"] == GROUPS["T"]].max())
     cols = {c: mc[c][rows] for c in COLUMNS}
     result = transport_particles(
         cols, numbers, index, conditions, seed=seed, z_max=z_last_t, step=options.step
     )
-    hit_planes = np.asarray(planes["measures"], dtype=np.bool_) & np.isin(
-        planes["group"], [GROUPS[g] for g in HIT_GROUPS]
-    )
-    r, j = np.nonzero(result.crossed & hit_planes[None, :])
-    zeros = np.zeros(len(r))
-    crossings = Hits(
-        event=np.zeros(len(r), dtype=np.int64),
-        plane=j.astype(np.int32),
-        z=planes["z"][j].astype(np.float64),
-        u=zeros,
-        x=zeros,
-        y=zeros,
-        particle=r.astype(np.int64),
-        row=r.astype(np.int64),
-        true_x=zeros,
-        true_y=zeros,
-        offsets=np.array([0, len(r)], dtype=np.int64),
-    )
-    n = segment_counts(crossings, conditions, len(rows))
-    rules = options.rules
-    reconstructible = (
-        (n["velo"] >= rules.min_velo)
-        & np.all(n["t_x"] >= 1, axis=1)
-        & np.all(n["t_stereo"] >= 1, axis=1)
-        & (n["t"] >= rules.min_t)
-    )
-    return result.reason, reconstructible
+    return result.reason, _long_reconstructible(result.crossed, conditions, options)
+
+
+def _long_reconstructible(
+    crossed: _Array, conditions: ConditionSet, options: DetailedOptions
+) -> npt.NDArray[np.bool_]:
+    """The crossings of the measuring planes (every hit the particle could leave, before hit
+    efficiency) make a VELO and a T segment under ``options.rules``."""
+    velo, _, t = segment_crossings(crossed, conditions, options.rules)
+    return velo & t
 
 
 def summarize(
@@ -254,9 +233,12 @@ def summarize(
     *,
     seed: int,
     options: DetailedOptions | None = None,
+    transport: TransportResult | None = None,
 ) -> CalibrationCounts:
     """The counts of one batch simulated by ``simulate_tracking(…, conditions, seed=seed,
-    options=options)`` (the same seed and options: the loss causes are re-transported)."""
+    options=options)`` (the same seed and options). ``transport``, the chain's own
+    (``run_tracking(…).transport``, rows in the order of the flattened ``mcparticles``),
+    gives the loss causes; without it the denominator's particles are transported again."""
     options = options or DetailedOptions()
     counts = CalibrationCounts.empty()
     n_mc = ak.to_numpy(ak.num(events.mcparticles, axis=1)).astype(np.int64)
@@ -309,7 +291,11 @@ def summarize(
     )
     rows = np.flatnonzero(den)
     numbers = ak.to_numpy(events["event"]).astype(np.uint64)[ev[rows]]
-    reason, reconstructible = _fates(mc, rows, numbers, index[rows], conditions, seed, options)
+    if transport is None:
+        reason, reconstructible = _fates(mc, rows, numbers, index[rows], conditions, seed, options)
+    else:
+        reason = transport.reason[rows]
+        reconstructible = _long_reconstructible(transport.crossed[rows], conditions, options)
     found = np.isin(rows, lr)
     cause = loss_causes(found, reason)
     clean = (reason != REASONS["HADRONIC"]) & (reason != REASONS["END_VERTEX"])

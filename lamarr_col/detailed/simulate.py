@@ -35,7 +35,7 @@ from lamarr_col.detailed.decays_in_flight import decay_in_flight
 from lamarr_col.detailed.fit import FitResult, fit_tracks, seed_states
 from lamarr_col.detailed.ghosts import ghost_probability
 from lamarr_col.detailed.hits import NOISE_FRACTION, Hits, make_hits
-from lamarr_col.detailed.matching import MatchingRules
+from lamarr_col.detailed.matching import MatchingRules, segment_lines
 from lamarr_col.detailed.recognition import FoundTracks, RecognitionRules, find_tracks
 from lamarr_col.detailed.secondaries import BREMS_CUT, MAX_GENERATIONS, add_secondaries
 from lamarr_col.detailed.transport import COLUMNS, TransportResult, transport_particles
@@ -100,55 +100,25 @@ def _flat_particles(
     return cols, ev_pos, index
 
 
-def _line_fits(
-    track: npt.NDArray[np.int64], z: npt.NDArray[np.float64], v: npt.NDArray[np.float64], n: int
-) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
-    """Per track (n,): least-squares v = a + b·z over the points of each track (NaN if < 2)."""
-    s0 = np.bincount(track, minlength=n).astype(np.float64)
-    sz, sv = np.bincount(track, z, n), np.bincount(track, v, n)
-    szz, szv = np.bincount(track, z * z, n), np.bincount(track, z * v, n)
-    det = s0 * szz - sz * sz
-    with np.errstate(divide="ignore", invalid="ignore"):
-        b = np.where(det > 0, (s0 * szv - sz * sv) / det, np.nan)
-        a = np.where(s0 > 0, (sv - b * sz) / s0, np.nan)
-    return a, b
-
-
 def t_seeds(hits: Hits, found: FoundTracks, conditions: ConditionSet) -> npt.NDArray[np.float64]:
     """Seeds (t, 6) x, y, z, tx, ty, qop from each track's T hits, at their mean z.
 
-    x = a + b·z through the x-layer hits; y through the stereo hits' y = (u − x(z)·cos)/sin;
-    q/p from the kink of a particle from the origin with one kick at the field's centre of
-    gravity z_c: qop = −(b − x(z_c)/z_c) / (κ·∫B_y dz). NaN where a track has fewer than two
-    x or two stereo T hits."""
-    planes = conditions.planes()
+    The straight lines are :func:`lamarr_col.detailed.matching.segment_lines` through the T
+    hits; q/p from the kink of a particle from the origin with one kick at the field's centre
+    of gravity z_c: qop = −(b − x(z_c)/z_c) / (κ·∫B_y dz). NaN where a track has fewer than
+    two x or two stereo T hits."""
     n = len(found)
     track = np.repeat(np.arange(n), np.diff(found.hit_offsets))
-    h = found.hit_index
-    plane = hits.plane[h].astype(np.int64)
-    in_t = planes["group"][plane] == GROUPS["T"]
-    stereo = planes["stereo"][plane]
-    xl = in_t & (stereo == 0.0)
-    sl = in_t & (stereo != 0.0)
-    a, b = _line_fits(track[xl], hits.z[h][xl], hits.u[h][xl], n)
-    zs = hits.z[h][sl]
-    x_at = a[track[sl]] + b[track[sl]] * zs
-    y_st = (hits.u[h][sl] - x_at * np.cos(stereo[sl])) / np.sin(stereo[sl])
-    c, d = _line_fits(track[sl], zs, y_st, n)
-    s0 = np.bincount(track[in_t], minlength=n)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        z_ref = np.bincount(track[in_t], hits.z[h][in_t], n) / s0
+    lines = segment_lines(hits, conditions, track, found.hit_index, n, "T")
     fld = conditions.field
     zf = fld.z0 + fld.dz * np.arange(len(fld.by))
     bdl = float(np.sum(fld.by) * fld.dz)
     z_c = float(np.sum(fld.by * zf) / np.sum(fld.by)) if bdl != 0.0 else 1.0
+    b = lines[:, 3]
+    x_c = lines[:, 0] + b * (z_c - lines[:, 2])
     out = np.empty((n, 6))
-    out[:, 0] = a + b * z_ref
-    out[:, 1] = c + d * z_ref
-    out[:, 2] = z_ref
-    out[:, 3] = b
-    out[:, 4] = d
-    out[:, 5] = -(b - (a + b * z_c) / z_c) / (KAPPA * bdl) if bdl != 0.0 else 1e-4
+    out[:, :5] = lines
+    out[:, 5] = -(b - x_c / z_c) / (KAPPA * bdl) if bdl != 0.0 else 1e-4
     return out
 
 

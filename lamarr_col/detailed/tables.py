@@ -26,6 +26,7 @@ source through the detailed simulation into a ROOT file (TTree ``training``), wh
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -137,17 +138,9 @@ def training_table(
     mother = np.asarray(cols["mother"], dtype=np.int64)[charged]
     pid_all = np.asarray(cols["pid"], dtype=np.int64)
     index = out.index_in_event[charged]
-    # the mother's row: same event, its index (rows of an event keep their index order)
-    event_start = np.full(int(ev.max(initial=-1)) + 2, 0, dtype=np.int64)
-    row_of_index0 = np.flatnonzero(out.index_in_event == 0)
-    event_start[ev[row_of_index0]] = row_of_index0
-    mother_row = np.where(mother >= 0, event_start[ev[charged]] + mother, -1)
-    in_order = np.all(out.index_in_event[mother_row[mother >= 0]] == mother[mother >= 0])
-    if not in_order:  # rows not laid out event by event: look the mothers up
-        key = ev * (int(out.index_in_event.max(initial=0)) + 1) + out.index_in_event
-        sorter = np.argsort(key)
-        wanted = ev[charged] * (int(out.index_in_event.max(initial=0)) + 1) + mother
-        mother_row = np.where(mother >= 0, sorter[np.searchsorted(key, wanted, sorter=sorter)], -1)
+    # rows are laid out event by event in index order, so the mother sits ``mother − index``
+    # rows before its daughter
+    mother_row = np.where(mother >= 0, charged - index + mother, -1)
     n_tracks = np.bincount(out.found.event, minlength=len(out.events))
     n_pvs = ak.to_numpy(out.events["n_pvs"]) if "n_pvs" in out.events.fields else None
 
@@ -274,16 +267,7 @@ def write_training_tables(
             n_gen = ak.to_numpy(ak.num(batch.mcparticles, axis=1))
             out = run_tracking(batch, conditions, seed=seed, options=options)
             events, record = assemble_outputs(out)
-            out = TrackingOutput(
-                events,
-                out.transport,
-                out.hits,
-                out.found,
-                out.fit,
-                out.particle_event_index,
-                out.particles,
-                out.index_in_event,
-            )
+            out = dataclasses.replace(out, events=events)
             table = training_table(out, record, conditions, n_gen, options.rules)
             if file is None:
                 file = uproot.recreate(partial)
