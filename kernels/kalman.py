@@ -14,6 +14,7 @@ Buffers, float64 unless stated, C-contiguous:
     out_beam    (t, 6)           state at the closest approach to the z axis
     cov_beam    (t, 5, 5)        its covariance
     chi2        (t,)  ndof (t,) int64  ok (t,) bool
+    (inputs before the outputs: ``foil`` (6,), ``foil_material`` (10,), see below)
 A pixel hit is two entries at the same z (x then y; the layer on the first one).
 
 Method: a forward extended Kalman filter from the seed (prior ``_PRIOR``: σ 10 mm, 0.1, 100 %
@@ -35,7 +36,11 @@ transport: Bethe mean energy loss, then Highland scattering at the entry momentu
 Forward filter at an entry: predict, layer, update. Backward: predict, update, then the layer
 undone (|p| up by dE, same noise) before moving upstream. To the beam line: the first layer
 undone, then a straight line (the VELO region is nearly field-free) to z + Δz with
-Δz = −(x·tx + y·ty)/(tx² + ty²), Δz held fixed in the Jacobian. A track whose transport is lost
+Δz = −(x·tx + y·ty)/(tx² + ty²), Δz held fixed in the Jacobian; on the way, where the line
+meets the RF foil (``foil``, (6,) of :mod:`.foil`, with its material row ``foil_material``;
+R ≤ 0: none), the wall is undone as a layer there, of x/X0 scaled by
+:func:`.foil.foil_plane_factor` (the tracks cross it at a shallow angle).
+A track whose transport is lost
 (turns back) or whose innovation variance is not positive gets ok = False and NaN outputs.
 """
 
@@ -47,6 +52,13 @@ import numba as nb
 import numpy as np
 
 from .field import KAPPA
+from .foil import (
+    NO_FOIL,
+    foil_backward,
+    foil_backward_reference,
+    foil_plane_factor,
+    foil_plane_factor_reference,
+)
 from .material import _bethe_reference, bethe_dedx, highland_theta0
 from .rk import _rk4_segment, transport_reference
 
@@ -224,6 +236,8 @@ def _fit_one(
     c: np.ndarray,
     beam: np.ndarray,
     cb: np.ndarray,
+    foil: np.ndarray,
+    foil_material: np.ndarray,
 ) -> tuple:
     """Fit one track; fills the first-entry (s, c) and beam (beam, cb) results."""
     n = entries.shape[0]
@@ -261,19 +275,34 @@ def _fit_one(
     beam[:] = s
     cb[:, :] = c
     _layer(beam, cb, entries[0], mats[0], mass, False)
+    dzf = foil_backward(beam[0], beam[1], beam[2], beam[3], beam[4], foil)
+    if not math.isnan(dzf):  # back to the RF foil, its material undone, then on
+        _straight(beam, cb, dzf, jac, tmp)
+        wall = np.zeros(8)
+        wall[0] = beam[2]
+        wall[5] = foil_plane_factor(beam[0], beam[1], beam[3], beam[4], foil) * foil[4]
+        wall[7] = wall[5] * foil_material[3]  # g/cm²
+        wall[6] = 10.0 * wall[7] / foil_material[1]  # mm
+        _layer(beam, cb, wall, foil_material, mass, False)
     tx, ty = beam[3], beam[4]
     t2 = tx * tx + ty * ty
     dzb = -(beam[0] * tx + beam[1] * ty) / t2 if t2 > 0.0 else 0.0
-    beam[0] += tx * dzb
-    beam[1] += ty * dzb
-    beam[2] += dzb
+    _straight(beam, cb, dzb, jac, tmp)
+    return True, chi2, ndof
+
+
+@nb.njit(cache=True)
+def _straight(s: np.ndarray, c: np.ndarray, dz: float, jac: np.ndarray, tmp: np.ndarray) -> None:
+    """Move ``s`` by ``dz`` along its straight line, ``c`` with it (Δz held fixed)."""
+    s[0] += s[3] * dz
+    s[1] += s[4] * dz
+    s[2] += dz
     for a in range(5):
         jac[a, :] = 0.0
         jac[a, a] = 1.0
-    jac[0, 2] = dzb
-    jac[1, 3] = dzb
-    _similarity(cb, jac, tmp)
-    return True, chi2, ndof
+    jac[0, 2] = dz
+    jac[1, 3] = dz
+    _similarity(c, jac, tmp)
 
 
 @nb.njit(cache=True, parallel=True)
@@ -288,6 +317,8 @@ def fit_kalman(
     dz: float,
     by_table: np.ndarray,
     step: float,
+    foil: np.ndarray,
+    foil_material: np.ndarray,
     out_first: np.ndarray,
     cov_first: np.ndarray,
     out_beam: np.ndarray,
@@ -318,6 +349,8 @@ def fit_kalman(
                 cov_first[i],
                 out_beam[i],
                 cov_beam[i],
+                foil,
+                foil_material,
             )
         ok[i] = good
         chi2[i] = x2 if good else np.nan
@@ -410,10 +443,14 @@ def fit_kalman_reference(
     mass: float,
     field: tuple[float, float, np.ndarray],
     step: float,
+    foil: np.ndarray = NO_FOIL,
+    foil_material: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float, int]:
     """Plain-numpy twin of :func:`fit_kalman` for one track: entries (h, 8), their material
-    rows (h, 10), ``field = (z0, dz, by_table)``; returns (first, cov_first, beam, cov_beam,
-    χ², ndof). Lost tracks are not handled."""
+    rows (h, 10), ``field = (z0, dz, by_table)``, the RF ``foil`` and its material row;
+    returns (first, cov_first, beam, cov_beam, χ², ndof). Lost tracks are not handled."""
+    if foil_material is None:
+        foil_material = entry_materials[0]
     n = len(entries)
     s = np.array(seed, dtype=np.float64)
 
@@ -439,10 +476,23 @@ def fit_kalman_reference(
         ndof += int(entries[k, 4] > 0.0)
     beam, cb = s.copy(), c.copy()
     _layer_reference(beam, cb, entries[0], entry_materials[0], mass, False)
+
+    def straight(dz: float) -> np.ndarray:
+        beam[[0, 1, 2]] += [beam[3] * dz, beam[4] * dz, dz]
+        jac = np.eye(5)
+        jac[0, 2] = jac[1, 3] = dz
+        return jac @ cb @ jac.T
+
+    x, y, z, tx, ty = (float(v) for v in beam[:5])
+    dzf = foil_backward_reference(x, y, z, tx, ty, foil)
+    if not math.isnan(dzf):
+        cb = straight(dzf)
+        x_over_x0 = foil_plane_factor_reference(beam[0], beam[1], beam[3], beam[4], foil) * foil[4]
+        grams = x_over_x0 * foil_material[3]
+        wall = np.array([beam[2], 0, 0, 0, 0, x_over_x0, 10.0 * grams / foil_material[1], grams])
+        _layer_reference(beam, cb, wall, foil_material, mass, False)
     tx, ty = beam[3], beam[4]
     t2 = tx * tx + ty * ty
     dzb = -(beam[0] * tx + beam[1] * ty) / t2 if t2 > 0.0 else 0.0
-    beam[[0, 1, 2]] += [tx * dzb, ty * dzb, dzb]
-    jac = np.eye(5)
-    jac[0, 2] = jac[1, 3] = dzb
-    return s, c, beam, jac @ cb @ jac.T, chi2, ndof
+    cb = straight(dzb)
+    return s, c, beam, cb, chi2, ndof

@@ -8,9 +8,11 @@ Buffers, C-contiguous (n photons, p planes sorted by z):
     absorbs     (p,)        bool the plane absorbs what passes outside its active area (magnet)
     uniforms    (n, 2)      float64 pre-drawn uniforms in (0, 1): col 0 the conversion depth,
                             col 1 the energy sharing of the pair
+    foil        (6,)        float64 the RF foil, ``FOIL_FIELDS`` of :mod:`.foil` (R ≤ 0: none)
 Outputs (preallocated):
     crossed     (n, p)      bool reached the plane inside its active area
-    conv_plane  (n,)        int64 plane where the photon converted, −1 if it did not
+    conv_plane  (n,)        int64 plane where the photon converted, p if in the RF foil, −1 if
+                            it did not
     vertex      (n, 3)      float64 x, y, z of the conversion (mm); NaN if it did not convert
     pair        (n, 2)      float64 energies of the positron and the electron (MeV); NaN if
                             the photon did not convert
@@ -21,7 +23,9 @@ Each photon flies in a straight line from its origin through the planes strictly
 it (a photon born in a plane has left that plane), up to ``z_max``. At a plane, as in the
 charged stepping loop: outside the active area or in the beam hole it crosses no material and
 goes on, unless the plane ``absorbs`` (magnet aperture: stop, APERTURE); inside, it crosses
-t = N·x/X0 of material (N = √(1 + tx² + ty²)).
+t = N·x/X0 of material (N = √(1 + tx² + ty²)). A photon leaving the RF foil's cylinder before
+``z_max`` crosses its wall, t = N·factor·x/X0 with the factor of :func:`.foil.foil_plane_factor`,
+where the line reaches the cylinder (between the planes it lies between).
 
 Conversions (PDG eq. 34.30): the photon carries a depth D = −ln u₀ drawn once; every layer
 takes (7/9)·t from it, and the photon converts in the layer where D falls below zero. The
@@ -41,6 +45,12 @@ import numba as nb
 import numpy as np
 
 from .acceptance import inside_plane
+from .foil import (
+    foil_crossing,
+    foil_crossing_reference,
+    foil_plane_factor,
+    foil_plane_factor_reference,
+)
 from .material import ELECTRON_MASS, _pair_fraction, _pair_fraction_reference
 from .stepping import REASONS
 
@@ -60,6 +70,7 @@ def transport_photons(
     absorbs: np.ndarray,
     z_max: float,
     uniforms: np.ndarray,
+    foil: np.ndarray,
     crossed: np.ndarray,
     conv_plane: np.ndarray,
     vertex: np.ndarray,
@@ -86,8 +97,25 @@ def transport_photons(
         why = _LEFT
         where = max(last_z, z0)
         j = np.searchsorted(plane_z, z0, side="right")
-        while j < p:
-            zj = plane_z[j]
+        z_foil = z0 + foil_crossing(x0, y0, z0, tx, ty, z_max, foil)  # NaN: no crossing
+        while j < p or z_foil <= z_max:
+            zj = plane_z[j] if j < p else np.inf
+            if z_foil <= zj:  # the foil comes first (NaN compares False)
+                xf, yf = x0 + tx * (z_foil - z0), y0 + ty * (z_foil - z0)
+                zf = z_foil
+                z_foil = np.nan
+                t = foil_plane_factor(xf, yf, tx, ty, foil) * foil[4] * nf
+                depth -= CONVERSION_FACTOR * t
+                if depth < 0.0:
+                    x_min = ELECTRON_MASS / e
+                    e_plus = (x_min + (1.0 - 2.0 * x_min) * _pair_fraction(uniforms[i, 1])) * e
+                    pair[i, 0] = e_plus
+                    pair[i, 1] = e - e_plus
+                    conv_plane[i] = p
+                    vertex[i, 0], vertex[i, 1], vertex[i, 2] = xf, yf, zf
+                    why, where = _CONVERTED, zf
+                    break
+                continue
             if zj > z_max:
                 break
             x = x0 + tx * (zj - z0)
@@ -125,6 +153,7 @@ def transport_photons_reference(
     absorbs: np.ndarray,
     z_max: float,
     uniforms: np.ndarray,
+    foil: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Plain-Python twin of :func:`transport_photons` (bisection for the pair fraction);
     returns (crossed, conv_plane, vertex, pair, stop_z, reason)."""
@@ -142,10 +171,26 @@ def transport_photons_reference(
         depth = -math.log(float(uniforms[i, 0])) if e > 2 * ELECTRON_MASS else math.inf
         path = math.sqrt(1 + tx * tx + ty * ty)
         why, where = _LEFT, max(last_z, z0)
-        for j in range(p):
-            zj, x_max, y_max, r_min, r_max, hole_x, hole_y, x_over_x0, _ = planes[j].tolist()
-            if zj <= z0:
+        z_foil = z0 + foil_crossing_reference(x0, y0, z0, tx, ty, z_max, foil)
+        layers = [(float(z), j) for j, z in enumerate(planes[:, 0]) if z > z0]
+        if not math.isnan(z_foil):  # the foil before a plane at the same z
+            layers.append((z_foil - 1e-9 * (1.0 + abs(z_foil)), p))
+        for _, j in sorted(layers):
+            if j == p:
+                xf, yf = x0 + tx * (z_foil - z0), y0 + ty * (z_foil - z0)
+                t = foil_plane_factor_reference(xf, yf, tx, ty, foil) * float(foil[4]) * path
+                depth -= CONVERSION_FACTOR * t
+                if depth < 0:
+                    x_min = ELECTRON_MASS / e
+                    share = _pair_fraction_reference(float(uniforms[i, 1]))
+                    e_plus = (x_min + (1 - 2 * x_min) * share) * e
+                    pair[i] = (e_plus, e - e_plus)
+                    conv_plane[i] = p
+                    vertex[i] = (xf, yf, z_foil)
+                    why, where = _CONVERTED, z_foil
+                    break
                 continue
+            zj, x_max, y_max, r_min, r_max, hole_x, hole_y, x_over_x0, _ = planes[j].tolist()
             if zj > z_max:
                 break
             x, y = x0 + tx * (zj - z0), y0 + ty * (zj - z0)

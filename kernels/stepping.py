@@ -9,16 +9,22 @@ Buffers, C-contiguous (n particles, p planes sorted by z):
     planes      (p, 9)      float64 columns ``PLANE_COLUMNS`` (mm; x/X0; x/λI)
     absorbs     (p,)        bool the plane absorbs what passes outside its active area (magnet)
     material    (p, 10)     float64 the material row of each plane (``MATERIAL_FIELDS``)
-    normals     (n, p, 4)   float64 pre-drawn standard normals (multiple scattering)
-    uniforms    (n, p, 2)   float64 pre-drawn uniforms: col 0 Landau, col 1 hadronic interaction
+    normals     (n, p + 1, 4)   float64 pre-drawn standard normals (multiple scattering)
+    uniforms    (n, p + 1, 2)   float64 pre-drawn uniforms: col 0 Landau, col 1 hadronic
+                            interaction
     brem_row    (n,)        int64 row of ``brem_uniforms`` for electrons (−1 for others)
-    brem_uniforms (n_e, p, BREM_UNIFORMS) float64 pre-drawn uniforms of the electrons' brems
+    brem_uniforms (n_e, p + 1, BREM_UNIFORMS) float64 pre-drawn uniforms of the electrons' brems
+                            (in the three: index j < p for plane j, index p for the RF foil)
+    foil        (6,)        float64 the RF foil, ``FOIL_FIELDS`` of :mod:`.foil` (R ≤ 0: none)
+    foil_material (10,)     float64 the foil's material row
 Outputs (preallocated):
     out         (n, p, 6)   state leaving each plane (after its material); NaN where not reached
     crossed     (n, p)      bool reached the plane inside its active area
     photon      (n, p)      float64 bremsstrahlung photon energy (MeV) emitted at the plane
     stop_z      (n,)        float64 z where the particle stopped (mm); NaN if not transported
     reason      (n,)        int8 one of ``REASONS``
+    foil_out    (n, 6)      state leaving the RF foil (or stopped in it); NaN if not crossed
+    foil_photon (n,)        float64 bremsstrahlung photon energy (MeV) emitted in the foil
 
 Each particle starts at its origin and is integrated (``_rk4_segment`` of :mod:`.rk`, steps
 ≤ ``step`` mm) to the next plane downstream of it (a plane at exactly its z included), until
@@ -34,8 +40,13 @@ Each particle starts at its origin and is integrated (``_rk4_segment`` of :mod:`
    absorber is not first scattered backwards), and for electrons Bethe–Heitler
    bremsstrahlung in x/X0 (photon energy recorded; an electron left below its mass:
    RANGED_OUT).
+3. the RF foil (:mod:`.foil`): on the way to a plane (and before ``z_max`` and its end
+   vertex), a particle that leaves the foil's cylinder is integrated to the crossing point and
+   goes through the same processes as at a plane inside its active area, with the foil's x/X0
+   and x/λI scaled by :func:`.foil.foil_plane_factor` (the wall crossed at a shallow angle);
+   stop_z is then the crossing's z. At most one crossing per particle.
 A particle that turns back in the field or is scattered backwards cannot be followed in z: LOST
-(stop_z is the plane it did not reach). Process formulas: :mod:`.material`.
+(stop_z is the plane, or foil crossing, it did not reach). Process formulas: :mod:`.material`.
 """
 
 from __future__ import annotations
@@ -46,6 +57,7 @@ import numba as nb
 import numpy as np
 
 from .acceptance import inside_plane
+from .foil import foil_crossing, foil_plane_factor
 from .material import (
     BREM_UNIFORMS,
     _gamma_variate,
@@ -165,6 +177,50 @@ def _radiate(s: np.ndarray, charge: float, mass: float, x_over_x0: float, u: np.
     return energy - e_after
 
 
+_GOING = 127  # _cross_layer: the particle went through
+
+
+@nb.njit(cache=True)
+def _cross_layer(
+    s: np.ndarray,
+    q: float,
+    m: float,
+    kind: int,
+    x_over_x0: float,
+    lam: float,
+    mat: np.ndarray,
+    u: np.ndarray,
+    g: np.ndarray,
+    brem_uniforms: np.ndarray,
+    brem_row: int,
+    j: int,
+    table: np.ndarray,
+) -> tuple[int, float]:
+    """The material of one layer (a z plane of ``x_over_x0``, ``lam``) on ``s`` in place:
+    hadronic interaction (``s`` left as it arrived), energy loss, scattering, brems. Returns
+    (status, photon energy): status _GOING, _HADRONIC, _RANGED_OUT or _LOST."""
+    nf = math.sqrt(1.0 + s[3] * s[3] + s[4] * s[4])
+    if kind == KIND_HADRON and u[1] < -math.expm1(-lam * nf):
+        return _HADRONIC, 0.0
+    photon = 0.0
+    if x_over_x0 > 0.0:
+        grams = x_over_x0 * mat[3]  # g/cm²
+        qop_in = s[5]
+        _lose_energy(s, q, m, grams, mat, u[0], table)
+        if math.isnan(s[5]):
+            return _RANGED_OUT, 0.0
+        qop_out, s[5] = s[5], qop_in  # scattering angle from the entry momentum
+        scattered = _scatter(s, q, m, x_over_x0, 10.0 * grams / mat[1], g)
+        s[5] = qop_out
+        if not scattered:
+            return _LOST, 0.0
+        if kind == KIND_ELECTRON:
+            photon = _radiate(s, q, m, x_over_x0, brem_uniforms[brem_row, j])
+    if math.isnan(s[5]):
+        return _RANGED_OUT, photon
+    return _GOING, photon
+
+
 @nb.njit(cache=True, parallel=True)
 def transport_with_material(
     states: np.ndarray,
@@ -185,11 +241,15 @@ def transport_with_material(
     uniforms: np.ndarray,
     brem_row: np.ndarray,
     brem_uniforms: np.ndarray,
+    foil: np.ndarray,
+    foil_material: np.ndarray,
     out: np.ndarray,
     crossed: np.ndarray,
     photon: np.ndarray,
     stop_z: np.ndarray,
     reason: np.ndarray,
+    foil_out: np.ndarray,
+    foil_photon: np.ndarray,
 ) -> None:
     """Transport every charged particle through the planes with material (module docstring)."""
     n = states.shape[0]
@@ -200,6 +260,9 @@ def transport_with_material(
         out[i, :, :] = np.nan
         crossed[i, :] = False
         photon[i, :] = 0.0
+        foil_out[i, :] = np.nan
+        foil_photon[i] = 0.0
+        foil_done = False
         q, m = charge[i], mass[i]
         if q == 0.0 or states[i, 5] == 0.0 or math.isnan(states[i, 5]):
             stop_z[i] = np.nan
@@ -212,6 +275,28 @@ def transport_with_material(
         j = np.searchsorted(plane_z, s[2])
         while j < p:
             zj = plane_z[j]
+            if not foil_done:
+                dzf = foil_crossing(s[0], s[1], s[2], s[3], s[4], min(zj, z_end, z_max), foil)
+                if not math.isnan(dzf):
+                    foil_done = True
+                    zc = s[2] + dzf
+                    if not _rk4_segment(s, zc, step, z0, dz, by_table):
+                        why, where = _LOST, zc
+                        break
+                    factor = foil_plane_factor(s[0], s[1], s[3], s[4], foil)
+                    status, emitted = _cross_layer(
+                        s, q, m, kind[i], factor * foil[4], factor * foil[5], foil_material,
+                        uniforms[i, p], normals[i, p], brem_uniforms, brem_row[i], p,
+                        landau_table,
+                    )  # fmt: skip
+                    foil_photon[i] = emitted
+                    if status == _LOST:
+                        why, where = _LOST, zc
+                        break
+                    foil_out[i, :] = s
+                    if status != _GOING:
+                        why, where = status, zc
+                        break
             if zj > z_max:
                 break
             if zj > z_end:
@@ -232,32 +317,17 @@ def transport_with_material(
                     break
                 j += 1
                 continue
-            x_over_x0, lam = pl[7], pl[8]
-            nf = math.sqrt(1.0 + s[3] * s[3] + s[4] * s[4])
-            if kind[i] == KIND_HADRON and uniforms[i, j, 1] < -math.expm1(-lam * nf):
-                out[i, j, :] = s
-                why, where = _HADRONIC, zj
+            status, emitted = _cross_layer(
+                s, q, m, kind[i], pl[7], pl[8], material[j], uniforms[i, j], normals[i, j],
+                brem_uniforms, brem_row[i], j, landau_table,
+            )  # fmt: skip
+            photon[i, j] = emitted
+            if status == _LOST:
+                why, where = _LOST, zj
                 break
-            if x_over_x0 > 0.0:
-                mat = material[j]
-                grams = x_over_x0 * mat[3]  # g/cm²
-                qop_in = s[5]
-                _lose_energy(s, q, m, grams, mat, uniforms[i, j, 0], landau_table)
-                if math.isnan(s[5]):
-                    out[i, j, :] = s
-                    why, where = _RANGED_OUT, zj
-                    break
-                qop_out, s[5] = s[5], qop_in  # scattering angle from the entry momentum
-                scattered = _scatter(s, q, m, x_over_x0, 10.0 * grams / mat[1], normals[i, j])
-                s[5] = qop_out
-                if not scattered:
-                    why, where = _LOST, zj
-                    break
-                if kind[i] == KIND_ELECTRON and not math.isnan(s[5]):
-                    photon[i, j] = _radiate(s, q, m, x_over_x0, brem_uniforms[brem_row[i], j])
             out[i, j, :] = s
-            if math.isnan(s[5]):
-                why, where = _RANGED_OUT, zj
+            if status != _GOING:
+                why, where = status, zj
                 break
             j += 1
         stop_z[i] = where
@@ -283,10 +353,13 @@ def transport_with_material_reference(
     uniforms: np.ndarray,
     brem_row: np.ndarray,
     brem_uniforms: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    foil: np.ndarray,
+    foil_material: np.ndarray,
+) -> tuple[np.ndarray, ...]:
     """Plain-Python twin of :func:`transport_with_material`, built from the reference RK
-    (one target per segment) and the reference material processes; returns
-    (out, crossed, photon, stop_z, reason)."""
+    (one target per segment), the reference material processes and the reference foil
+    geometry; returns (out, crossed, photon, stop_z, reason, foil_out, foil_photon)."""
+    from .foil import foil_crossing_reference, foil_plane_factor_reference
     from .material import (
         bremsstrahlung_reference,
         energy_loss_reference,
@@ -301,18 +374,73 @@ def transport_with_material_reference(
     photon = np.zeros((n, p))
     stop_z = np.full(n, np.nan)
     reason = np.full(n, _NOT_TRANSPORTED, dtype=np.int8)
+    foil_out = np.full((n, 6), np.nan)
+    foil_photon = np.zeros(n)
     last_z = min(z_max, float(planes[-1, 0])) if p else z_max
-    for i in range(n):
+
+    def layer(
+        i: int, s: np.ndarray, x_over_x0: float, lam: float, mat: np.ndarray, j: int
+    ) -> tuple[np.ndarray, int, float]:
+        """(state, status, photon) after the material of plane j (j = p: the foil)."""
         q, m = charge[i : i + 1], mass[i : i + 1]
-        if q[0] == 0.0 or states[i, 5] == 0.0 or math.isnan(states[i, 5]):
+        if (
+            kind[i] == KIND_HADRON
+            and hadronic_interaction_reference(s, lam, uniforms[i, j, 1:2])[0]
+        ):
+            return s, _HADRONIC, 0.0
+        emitted = 0.0
+        if x_over_x0 > 0.0:
+            grams = x_over_x0 * mat[3]
+            lost, _ = energy_loss_reference(s, q, m, grams, mat, uniforms[i, j, 0:1], landau_table)
+            if math.isnan(lost[0, 5]):
+                return lost, _RANGED_OUT, 0.0
+            s = multiple_scattering_reference(
+                s, q, m, x_over_x0, 10.0 * grams / mat[1], normals[i, j][None]
+            )
+            s[0, 5] = lost[0, 5]
+            if math.isnan(s[0, 3]):
+                return s, _LOST, 0.0
+            if kind[i] == KIND_ELECTRON:
+                s, ph = bremsstrahlung_reference(
+                    s, q, m, x_over_x0, brem_uniforms[brem_row[i], j][None]
+                )
+                emitted = float(ph[0])
+        return s, (_RANGED_OUT if math.isnan(s[0, 5]) else -1), emitted
+
+    for i in range(n):
+        if charge[i] == 0.0 or states[i, 5] == 0.0 or math.isnan(states[i, 5]):
             continue
         s = states[i : i + 1].astype(float).copy()
         z_end = math.inf if math.isnan(end_z[i]) else float(end_z[i])
         why, where = _LEFT, max(last_z, float(s[0, 2]))
+        foil_done = False
         for j in range(p):
             zj, x_max, y_max, r_min, r_max, hole_x, hole_y, x_over_x0, lam = planes[j].tolist()
             if zj < states[i, 2]:
                 continue
+            if not foil_done:
+                x, y, z, tx, ty = (float(v) for v in s[0, :5])
+                dzf = foil_crossing_reference(x, y, z, tx, ty, min(zj, z_end, z_max), foil)
+                if not math.isnan(dzf):
+                    foil_done = True
+                    zc = z + dzf
+                    moved = transport_reference(s, np.array([zc]), z0, dz, by_table, step)[0, 0]
+                    if math.isnan(moved[0]):
+                        why, where = _LOST, zc
+                        break
+                    s = moved[None].copy()
+                    x, y, _, tx, ty = (float(v) for v in s[0, :5])
+                    factor = foil_plane_factor_reference(x, y, tx, ty, foil)
+                    s, status, foil_photon[i] = layer(
+                        i, s, factor * foil[4], factor * foil[5], foil_material, p
+                    )
+                    if status == _LOST:
+                        why, where = _LOST, zc
+                        break
+                    foil_out[i] = s[0]
+                    if status != -1:
+                        why, where = status, zc
+                        break
             if zj > z_max:
                 break
             if zj > z_end:
@@ -338,38 +466,14 @@ def transport_with_material_reference(
                     why, where = _APERTURE, zj
                     break
                 continue
-            if (
-                kind[i] == KIND_HADRON
-                and hadronic_interaction_reference(s, lam, uniforms[i, j, 1:2])[0]
-            ):
-                why, where = _HADRONIC, zj
+            s, status, photon[i, j] = layer(i, s, x_over_x0, lam, material[j], j)
+            if status == _LOST:
+                out[i, j] = np.nan
+                why, where = _LOST, zj
                 break
-            if x_over_x0 > 0.0:
-                mat = material[j]
-                grams = x_over_x0 * mat[3]
-                lost, _ = energy_loss_reference(
-                    s, q, m, grams, mat, uniforms[i, j, 0:1], landau_table
-                )
-                if math.isnan(lost[0, 5]):
-                    out[i, j] = lost[0]
-                    why, where = _RANGED_OUT, zj
-                    break
-                s = multiple_scattering_reference(
-                    s, q, m, x_over_x0, 10.0 * grams / mat[1], normals[i, j][None]
-                )
-                s[0, 5] = lost[0, 5]
-                if math.isnan(s[0, 3]):
-                    out[i, j] = np.nan
-                    why, where = _LOST, zj
-                    break
-                if kind[i] == KIND_ELECTRON and not math.isnan(s[0, 5]):
-                    s, ph = bremsstrahlung_reference(
-                        s, q, m, x_over_x0, brem_uniforms[brem_row[i], j][None]
-                    )
-                    photon[i, j] = ph[0]
             out[i, j] = s[0]
-            if math.isnan(s[0, 5]):
-                why, where = _RANGED_OUT, zj
+            if status != -1:
+                why, where = status, zj
                 break
         stop_z[i], reason[i] = where, why
-    return out, crossed, photon, stop_z, reason
+    return out, crossed, photon, stop_z, reason, foil_out, foil_photon

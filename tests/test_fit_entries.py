@@ -19,7 +19,7 @@ from lamarr_col.detailed.fit import (
     tracks_from_lists,
 )
 from lamarr_col.detailed.hits import Hits, make_hits
-from lamarr_col.detailed.transport import transport_particles
+from lamarr_col.detailed.transport import foil_inputs, transport_particles
 from lamarr_col.detector import load_conditions
 from lamarr_col.detector.conditions import GROUPS
 from lamarr_col.kernels.kalman import fit_kalman
@@ -143,7 +143,7 @@ def test_fit_tracks_runs_the_kernel_on_the_reference_inputs():
     field = CONDITIONS.field
     by = np.ascontiguousarray(field.by, dtype=np.float64)
     fit_kalman(offsets, entries, mat, materials, seeds, np.full(n, PION_MASS), field.z0,
-               field.dz, by, 50.0, *out, chi2, ndof, ok)  # fmt: skip
+               field.dz, by, 50.0, *foil_inputs(CONDITIONS), *out, chi2, ndof, ok)  # fmt: skip
     for a, b in zip((got.first, got.cov_first, got.beam, got.cov_beam), out, strict=True):
         np.testing.assert_array_equal(a, b)
     np.testing.assert_array_equal(got.chi2, chi2)

@@ -191,6 +191,8 @@ def test_batch_independence():
             r.reason[perm],
             r.plane_z,
             r.plane_names,
+            r.foil_state[perm],
+            r.foil_photon[perm],
         ),
         events=whole["events"][perm],
         index=whole["index"][perm],

@@ -8,7 +8,7 @@ import pytest
 
 from lamarr_col.detailed.fit import PION_MASS, build_entries, fit_tracks
 from lamarr_col.detailed.hits import make_hits
-from lamarr_col.detailed.transport import transport_particles
+from lamarr_col.detailed.transport import foil_inputs, transport_particles
 from lamarr_col.detector import load_conditions
 from lamarr_col.detector.conditions import GROUPS
 from lamarr_col.kernels.kalman import fit_kalman, fit_kalman_reference
@@ -145,6 +145,7 @@ def test_kernel_matches_reference():
             PION_MASS,
             (field.z0, field.dz, field.by),
             50.0,
+            *foil_inputs(CONDITIONS),
         )
         np.testing.assert_allclose(got.first[0], ref[0], rtol=1e-7, atol=1e-9)
         np.testing.assert_allclose(got.cov_first[0], ref[1], rtol=1e-5, atol=1e-14)
@@ -191,6 +192,8 @@ def test_exact_without_material_and_smearing():
         field.dz,
         by,
         50.0,
+        np.zeros(6),
+        materials[0],
         *out,
         chi2,
         ndof,

@@ -44,7 +44,7 @@ def _pairs(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np
 def test_exact_single_kick_pairs_have_zero_chi2_and_the_right_momentum():
     velo, t, qop = _pairs(200, np.random.default_rng(1))
     for i in range(len(velo)):
-        chi2, q, dx, dy, dty = pair_chi2(velo[i], t[i], *KICK, RULES.sigma(), 1000.0)
+        chi2, q, dx, dy, dty = pair_chi2(velo[i], t[i], *KICK, RULES.sigma(CONDITIONS), 1000.0)
         assert q == pytest.approx(qop[i], rel=1e-6)
         assert chi2 < 1e-6
         assert abs(dx) < 1e-3
@@ -56,12 +56,12 @@ def test_pairs_below_the_minimum_momentum_or_turned_back_are_rejected():
     velo, t, _ = _pairs(1, np.random.default_rng(2))
     v, t0 = velo[0], t[0].copy()
     t0[3] = v[3] + 0.9  # a big kink: a low-momentum particle
-    _, q, *_ = pair_chi2(v, t0, *KICK, RULES.sigma(), 0.0)
+    _, q, *_ = pair_chi2(v, t0, *KICK, RULES.sigma(CONDITIONS), 0.0)
     p = 1.0 / abs(q)
-    assert np.isfinite(pair_chi2(v, t0, *KICK, RULES.sigma(), 0.99 * p)[0])
-    assert pair_chi2(v, t0, *KICK, RULES.sigma(), 1.01 * p)[0] == np.inf
+    assert np.isfinite(pair_chi2(v, t0, *KICK, RULES.sigma(CONDITIONS), 0.99 * p)[0])
+    assert pair_chi2(v, t0, *KICK, RULES.sigma(CONDITIONS), 1.01 * p)[0] == np.inf
     t0[3] = v[3] + 40.0  # no momentum turns it this far forward
-    assert pair_chi2(v, t0, *KICK, RULES.sigma(), 0.0)[0] == np.inf
+    assert pair_chi2(v, t0, *KICK, RULES.sigma(CONDITIONS), 0.0)[0] == np.inf
 
 
 def _random_events(
@@ -93,8 +93,8 @@ def test_kernel_matches_the_reference(seed: int, chi2_max: float):
     match = np.empty(len(t), dtype=np.int64)
     chi2 = np.empty(len(t))
     qop = np.empty(len(t))
-    match_segments(v, v_off, t, t_off, *KICK, RULES.sigma(), params, match, chi2, qop)
-    ref = match_segments_reference(v, v_off, t, t_off, *KICK, RULES.sigma(), params)
+    match_segments(v, v_off, t, t_off, *KICK, RULES.sigma(CONDITIONS), params, match, chi2, qop)
+    ref = match_segments_reference(v, v_off, t, t_off, *KICK, RULES.sigma(CONDITIONS), params)
     np.testing.assert_array_equal(match, ref[0])
     np.testing.assert_allclose(chi2, ref[1], rtol=1e-12)
     np.testing.assert_allclose(qop, ref[2], rtol=1e-12)

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from lamarr_col.detailed.secondaries import Secondaries, add_secondaries
 from lamarr_col.detailed.simulate import DetailedOptions, _flat_particles, run_tracking
-from lamarr_col.detailed.transport import REASONS, plane_inputs, transport_particles
+from lamarr_col.detailed.transport import REASONS, foil_inputs, plane_inputs, transport_particles
 from lamarr_col.detector import load_conditions
 from lamarr_col.detector.conditions import GROUPS
 from lamarr_col.event.schema import MCPARTICLE_FIELDS, STATUS_DECAYED
@@ -26,12 +26,16 @@ from lamarr_col.sources.gun import ParticleGun
 
 CONDITIONS = load_conditions("lhcb-run3")
 PLANES, ABSORBS, _ = plane_inputs(CONDITIONS)
+FOIL, _ = foil_inputs(CONDITIONS)
 _P = CONDITIONS.planes()
 Z_T = float(_P["z"][_P["group"] == GROUPS["T"]].max())
 CUT = 1.0
 
 
-def _run_kernel(states, energy, uniforms, planes=PLANES, absorbs=ABSORBS, z_max=Z_T):
+def _run_kernel(states, energy, uniforms, planes=PLANES, absorbs=ABSORBS, z_max=Z_T, foil=None):
+    """The photon kernel; ``foil`` defaults to the condition set's with its planes, else none."""
+    if foil is None:
+        foil = FOIL if planes is PLANES else np.zeros(6)
     n, p = len(states), len(planes)
     out = (
         np.empty((n, p), dtype=np.bool_),
@@ -48,6 +52,7 @@ def _run_kernel(states, energy, uniforms, planes=PLANES, absorbs=ABSORBS, z_max=
         absorbs,
         z_max,
         np.ascontiguousarray(uniforms),
+        np.asarray(foil, dtype=float),
         *out,
     )
     return out
@@ -78,19 +83,24 @@ _photon = st.tuples(
 @settings(max_examples=40)
 @given(
     photons=st.lists(_photon, min_size=1, max_size=12),
-    z_max=st.sampled_from([Z_T, math.inf, 2500.0]),
+    z_max=st.sampled_from([Z_T, math.inf, 2500.0, 100.0]),
+    near_beam=st.booleans(),
 )
-def test_photon_kernel_matches_its_reference(photons, z_max):
+def test_photon_kernel_matches_its_reference(photons, z_max, near_beam):
     a = np.array(photons, dtype=float)
+    if near_beam:  # origins inside the RF foil, so that the photons cross its wall
+        a[:, :2] /= 15.0
     states = np.zeros((len(a), 6))
     states[:, :5] = a[:, :5]
     got = _run_kernel(states, a[:, 5], a[:, 6:8], z_max=z_max)
-    ref = transport_photons_reference(states, a[:, 5], PLANES, ABSORBS, z_max, a[:, 6:8])
+    ref = transport_photons_reference(states, a[:, 5], PLANES, ABSORBS, z_max, a[:, 6:8], FOIL)
     for name, g, r in zip(
         ("crossed", "conv", "vertex", "pair", "stop", "reason"), got, ref, strict=True
     ):
         if name == "pair":  # Newton (kernel) against bisection (twin)
             np.testing.assert_allclose(g, r, rtol=1e-10, atol=1e-9, err_msg=name)
+        elif name in ("vertex", "stop"):  # the foil crossing: closed form against bisection
+            np.testing.assert_allclose(g, r, rtol=1e-12, atol=1e-12, err_msg=name)
         else:
             np.testing.assert_array_equal(g, r, err_msg=name)
 
@@ -278,12 +288,24 @@ def test_brems_photons_carry_the_radiated_energy(made):
     mother = starts[brems] + flat["mother"][brems]
     assert np.all(np.abs(flat["pid"][mother]) == 11)
     radiated = np.where(tr.photon_energy > CUT, tr.photon_energy, 0.0).sum(axis=1)
+    radiated += np.where(tr.foil_photon > CUT, tr.foil_photon, 0.0)
     carried = np.bincount(mother, weights=flat["e"][brems], minlength=len(ev))
     electrons = np.abs(flat["pid"]) == 11
     # every electron, down to the last generation's, hands its radiation to photons
     np.testing.assert_allclose(carried[electrons], radiated[electrons], rtol=1e-12)
-    # each photon starts at the electron's state leaving its plane, along it
+    # the RF foil radiates too, from the electron's state leaving it, moved onto the outer wall
     z = tr.plane_z
+    at_foil = ~np.isin(flat["vz"][brems], z)
+    assert at_foil.sum() > 10
+    foil = CONDITIONS.rf_foil
+    f, fm = brems[at_foil], mother[at_foil]
+    np.testing.assert_array_equal(flat["vz"][f], tr.foil_state[fm, 2])
+    np.testing.assert_allclose(flat["e"][f], tr.foil_photon[fm])
+    r = np.hypot(flat["vx"][f], flat["vy"][f])
+    assert np.all(r >= foil.radius + foil.thickness - 1e-9)
+    np.testing.assert_allclose(flat["px"][f] / flat["pz"][f], tr.foil_state[fm, 3], rtol=1e-12)
+    # the others start at the electron's state leaving their plane, along it
+    brems, mother = brems[~at_foil], mother[~at_foil]
     plane = np.searchsorted(z, flat["vz"][brems])
     np.testing.assert_array_equal(z[plane], flat["vz"][brems])
     s = tr.states[mother, plane]

@@ -9,7 +9,8 @@ u = x·cos(stereo) + y·sin(stereo) measurement, σ the plane's resolution. Mate
 with x/X0 > 0 from the first to the last hit plane, with the material of
 :data:`~lamarr_col.detailed.transport.PLANE_MATERIALS` (the hit planes, passive planes such as
 RICH1, and measuring planes without a hit of the track). Upstream of the magnet a plane without
-a hit counts only if the seed's straight line crosses its active area.
+a hit counts only if the seed's straight line crosses its active area. The condition set's RF
+foil lies between the first hit and the beam line; the kernel undoes it on the way there.
 
 Seed (unless ``seeds`` is given): a least-squares straight line through the pixel hits (x and y
 against z) at the first hit; q/p from ``true_qop`` scaled as p·(1 + 0.1·g), g a standard normal
@@ -35,7 +36,7 @@ import numpy.typing as npt
 
 from lamarr_col.detailed.hits import Hits, inside
 from lamarr_col.detailed.materials import get_material
-from lamarr_col.detailed.transport import PLANE_MATERIALS
+from lamarr_col.detailed.transport import PLANE_MATERIALS, foil_inputs
 from lamarr_col.detector.conditions import GROUPS, ConditionSet
 from lamarr_col.kernels.field import KAPPA
 from lamarr_col.kernels.fit_entries import TABLE_ROWS, build_fit_entries, seed_lines
@@ -389,6 +390,7 @@ def fit_tracks(
         field.dz,
         np.ascontiguousarray(field.by, dtype=np.float64),
         step,
+        *foil_inputs(conditions),
         first,
         cov_first,
         beam,

@@ -18,10 +18,14 @@ Segment lines (per particle row, least squares over its hits):
 - T: x(z) through the x-layer hits; y(z) through the stereo hits, each turned into
   y = (u − x(z)·cos α)/sin α with the x line; the state at the mean z of the T hits.
 
-:class:`MatchingRules` holds the resolutions: σ(p) = √(a² + (b/p)² + (c/p²)²), p in GeV,
-measured on true matches of Pythia8 minimum bias at Run 3 pile-up in lhcb-run3 with
-:func:`matching_residuals` (the half-width of the central 68 % in p bins, fitted); the χ²
-cut keeps 99.5 % of the true pairs there. A modified detector can be re-measured the same way.
+Resolutions: σ(p) = √(a² + (b/p)² + (c/p²)²), p in GeV, for the x, y and ty mismatch. They
+depend on the detector (hit resolutions, material, lever arms), so each condition set carries
+its own in a ``[matching]`` table; :class:`MatchingRules` takes them from there unless given
+explicitly. They are measured on the true pairs of Pythia8 minimum bias at Run 3 pile-up with
+:func:`matching_residuals` (the half-width of the central 68 % in p bins, fitted by
+:func:`fit_resolution`); the χ² cut keeps ≈ 99.5 % of the true pairs. For a modified detector,
+``python -m lamarr_col.detailed.matching_calibration --conditions FILE`` measures them and
+prints the table to paste into the file.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ import numpy.typing as npt
 from lamarr_col.detailed.hits import Hits
 from lamarr_col.detector.conditions import GROUPS, ConditionSet
 from lamarr_col.detector.kick import single_kick_coefficients
+from lamarr_col.errors import ConfigError
 from lamarr_col.kernels.matching import match_segments, pair_chi2
 
 __all__ = [
@@ -48,19 +53,34 @@ __all__ = [
 
 class MatchingRules(NamedTuple):
     """Settings of the VELO–T matching (module docstring). ``sigma_*`` are (a, b, c) of
-    σ(p) = √(a² + (b/p)² + (c/p²)²), p in GeV: dx and dy in mm, dty in rad."""
+    σ(p) = √(a² + (b/p)² + (c/p²)²), p in GeV: dx and dy in mm, dty in rad; None takes the
+    condition set's ``[matching]`` table."""
 
     chi2_max: float = 16.0
     y_window: float = 250.0  # mm at z_ref: wider than any true mismatch above p_min
     z_ref: float = 8500.0  # mm
     p_min: float = 1500.0  # MeV
-    sigma_dx: tuple[float, float, float] = (0.22, 21.8, 45.7)
-    sigma_dy: tuple[float, float, float] = (0.44, 28.7, 75.8)
-    sigma_dty: tuple[float, float, float] = (5.6e-4, 7.2e-3, 1.7e-2)
+    sigma_dx: tuple[float, float, float] | None = None
+    sigma_dy: tuple[float, float, float] | None = None
+    sigma_dty: tuple[float, float, float] | None = None
 
-    def sigma(self) -> npt.NDArray[np.float64]:
-        """The kernel's (3, 3) resolution table."""
-        return np.array([self.sigma_dx, self.sigma_dy, self.sigma_dty], dtype=np.float64)
+    def sigma(self, conditions: ConditionSet | None = None) -> npt.NDArray[np.float64]:
+        """The kernel's (3, 3) resolution table: the explicit ``sigma_*``, else those of
+        ``conditions``; a ConfigError names what is missing."""
+        rows = []
+        for name in ("dx", "dy", "dty"):
+            given = getattr(self, f"sigma_{name}")
+            if given is None and conditions is not None:
+                given = conditions.matching.get(name)
+            if given is None:
+                where = f"condition set {conditions.name}" if conditions else "MatchingRules"
+                msg = (
+                    f"{where} has no matching resolution sigma_{name}: add a [matching] table "
+                    f"(measure it with python -m lamarr_col.detailed.matching_calibration)"
+                )
+                raise ConfigError(msg)
+            rows.append(given)
+        return np.array(rows, dtype=np.float64)
 
     def params(self) -> npt.NDArray[np.float64]:
         """The kernel's ``params`` (y window, z_ref, χ² cut, p_min)."""
@@ -165,7 +185,7 @@ def match_velo_to_t(
         np.ascontiguousarray(t_lines[t_sorted]),
         t_offsets,
         *_kick_arrays(conditions),
-        rules.sigma(),
+        rules.sigma(conditions),
         rules.params(),
         match,
         chi2,
@@ -192,7 +212,7 @@ def matching_residuals(
     (mm), ``dty`` (rad) and ``chi2``, for measuring :class:`MatchingRules`' resolutions."""
     rules = rules or MatchingRules()
     kick = _kick_arrays(conditions)
-    sigma = rules.sigma()
+    sigma = rules.sigma(conditions)
     out = np.full((len(v_lines), 5), np.nan)
     for i in range(len(v_lines)):
         chi2, qop, dx, dy, dty = pair_chi2(

@@ -3,12 +3,14 @@
 :func:`add_secondaries` runs after the charged transport (:mod:`.transport`) and before the hits.
 
 1. Every bremsstrahlung photon above ``brems_cut`` (an electron's ``photon_energy`` at one
-   plane, :class:`~.transport.TransportResult`) becomes an MC particle: pid 22, charge 0, mass
-   0, status 1, origin at the electron's point leaving that plane, momentum along the electron's
+   plane or its ``foil_photon``, :class:`~.transport.TransportResult`) becomes an MC particle:
+   pid 22, charge 0, mass 0, status 1, origin at the electron's point leaving that plane (for
+   the RF foil: that point moved radially onto the wall's outer surface, if inside it, so that
+   the photon does not cross the wall it was made in again), momentum along the electron's
    direction there, ``mother`` the electron and its ``collision``.
 2. Every photon (the generator's, e.g. from π⁰ → γγ, and the brems photons) flies in a straight
    line through the planes up to ``z_max`` (:func:`lamarr_col.kernels.photons.transport_photons`)
-   and may convert in their material: probability 1 − exp(−(7/9)·t) per layer of t = x/X0 along
+   and may convert in their material and in the RF foil's wall: probability 1 − exp(−(7/9)·t) per layer of t = x/X0 along
    its path, energy sharing from the complete-screening Bethe–Heitler shape (PDG eqs.
    34.30–34.31). A converted photon gets its end vertex at the conversion point and status 2
    (as a particle decayed in flight); its e⁺ and e⁻ are appended, along the photon, from that
@@ -22,7 +24,8 @@
    minimum bias the cascade is practically over after three generations.
 
 Indices: the new particles are appended after an event's existing ones, generation after
-generation; within a generation first the brems photons (by mother index, then plane), then
+generation; within a generation first the brems photons (by mother index, then plane, the
+foil's last), then
 the pairs (by mother index, e⁺ before e⁻). Existing particles keep their index.
 
 Times: a brems photon starts at the electron's origin time plus the straight chord from its
@@ -37,7 +40,7 @@ and the indices follow from the event alone, so nothing depends on the batching.
 Transport rows of the photons (:class:`~.transport.TransportResult`): ``stop_z`` and
 ``reason`` LEFT, APERTURE or CONVERTED; ``states`` NaN (a photon's line follows from its origin
 and momentum, and storing it would double the memory the chain moves), ``crossed`` False
-(photons leave no hits), ``photon_energy`` 0. Photons flying upstream (p_z ≤ 0) are LEFT at
+(photons leave no hits), ``photon_energy`` 0, ``foil_state`` NaN, ``foil_photon`` 0. Photons flying upstream (p_z ≤ 0) are LEFT at
 their origin, as charged particles are; photons that already have an end vertex are left as
 they are.
 """
@@ -56,6 +59,7 @@ import numpy.typing as npt
 from lamarr_col.detailed.transport import (
     COLUMNS,
     TransportResult,
+    foil_inputs,
     plane_inputs,
     transport_particles,
 )
@@ -113,6 +117,8 @@ class _Piece:
     photon_energy: npt.NDArray[np.float64] | None
     stop_z: npt.NDArray[np.float64]
     reason: npt.NDArray[np.int8]
+    foil_state: npt.NDArray[np.float64] | None = None
+    foil_photon: npt.NDArray[np.float64] | None = None
 
 
 class _Store:
@@ -157,6 +163,27 @@ def _particles(
     return out
 
 
+def _emission_points(
+    states: npt.NDArray[np.float64],
+    photon_energy: npt.NDArray[np.float64],
+    foil_state: npt.NDArray[np.float64],
+    foil_photon: npt.NDArray[np.float64],
+    foil: npt.NDArray[np.float64],
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """(m, p + 1, 6) states and (m, p + 1) photon energies of electrons: the planes', then the
+    foil's, its point moved radially onto the wall's outer surface when inside it."""
+    at_foil = foil_state.copy()
+    if foil[0] > 0.0:
+        r = np.hypot(at_foil[:, 0], at_foil[:, 1])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            scale = np.where(r < foil[0] + foil[3], (foil[0] + foil[3]) / r, 1.0)
+        at_foil[:, :2] *= np.where(np.isfinite(scale), scale, 1.0)[:, None]
+    return (
+        np.concatenate([states, at_foil[:, None, :]], axis=1),
+        np.concatenate([photon_energy, foil_photon[:, None]], axis=1),
+    )
+
+
 def _brems_photons(
     mothers: Mapping[str, _ND],
     states: npt.NDArray[np.float64],
@@ -164,7 +191,8 @@ def _brems_photons(
     cut: float,
 ) -> dict[str, _ND]:
     """Brems photons above ``cut`` of the electron rows ``mothers`` (event, then index order),
-    with their transport ``states`` and ``photon_energy`` (m, p): by mother, then plane."""
+    with their emission ``states`` (m, k, 6) and ``photon_energy`` (m, k): by mother, then
+    column (:func:`_emission_points`)."""
     r, j = np.nonzero(photon_energy > cut)
     s = states[r, j]
     e = photon_energy[r, j]
@@ -194,6 +222,7 @@ def _fly(
     keys: EventKeys,
     planes: npt.NDArray[np.float64],
     absorbs: npt.NDArray[np.bool_],
+    foil: npt.NDArray[np.float64],
     z_max: float,
     store: _Store,
 ) -> dict[str, _ND]:
@@ -232,6 +261,7 @@ def _fly(
         absorbs,
         z_max,
         np.ascontiguousarray(uniforms),
+        foil,
         crossed,
         conv_plane,
         vertex,
@@ -340,14 +370,20 @@ def add_secondaries(
     numbers = ak.to_numpy(events["event"]).astype(np.uint64)
     keys = EventKeys(seed)
     planes, absorbs, _ = plane_inputs(conditions)
+    foil, _ = foil_inputs(conditions)
     store = _Store(old, ev_old, n_events)
 
     electrons = np.flatnonzero(
         (np.abs(old["pid"]) == 11) & (transport.reason != REASONS["NOT_TRANSPORTED"])
     )
     mothers = _mothers(_select(old, electrons))
-    m_states = transport.states[electrons]
-    m_photon = transport.photon_energy[electrons]
+    m_states, m_photon = _emission_points(
+        transport.states[electrons],
+        transport.photon_energy[electrons],
+        transport.foil_state[electrons],
+        transport.foil_photon[electrons],
+        foil,
+    )
     gen_photons = np.flatnonzero((old["pid"] == 22) & np.isnan(old["end_vz"]))
     photons = _select(old, gen_photons)
     photons["id"] = gen_photons.astype(np.int64)
@@ -364,7 +400,7 @@ def add_secondaries(
             capped = False
             break
         generations += 1
-        pairs = _fly(flying, numbers, keys, planes, absorbs, z_max, store)
+        pairs = _fly(flying, numbers, keys, planes, absorbs, foil, z_max, store)
         n_conversions += len(pairs["ev"]) // 2
         if not len(pairs["ev"]):
             capped = False
@@ -387,10 +423,14 @@ def add_secondaries(
                 result.photon_energy,
                 result.stop_z,
                 result.reason,
+                result.foil_state,
+                result.foil_photon,
             )
         )
         mothers = _mothers(pairs)
-        m_states, m_photon = result.states, result.photon_energy
+        m_states, m_photon = _emission_points(
+            result.states, result.photon_energy, result.foil_state, result.foil_photon, foil
+        )
         photons = {k: v[:0] for k, v in flying.items()}
     if capped:  # the last pairs' brems photons: appended, not flown
         brems = _brems_photons(mothers, m_states, m_photon, brems_cut)
@@ -428,6 +468,10 @@ def _assemble(
     photon = np.empty((n, p))
     stop_z = np.empty(n)
     reason = np.empty(n, dtype=np.int8)
+    foil_state = np.empty((n, 6))
+    foil_photon = np.empty(n)
+    foil_state[old_pos], foil_photon[old_pos] = transport.foil_state, transport.foil_photon
+    foil_state[new_pos], foil_photon[new_pos] = np.nan, 0.0
     states[old_pos], crossed[old_pos], photon[old_pos] = (
         transport.states,
         transport.crossed,
@@ -442,6 +486,8 @@ def _assemble(
         crossed[at] = piece.crossed if piece.crossed is not None else False
         photon[at] = piece.photon_energy if piece.photon_energy is not None else 0.0
         stop_z[at], reason[at] = piece.stop_z, piece.reason
+        foil_state[at] = piece.foil_state if piece.foil_state is not None else np.nan
+        foil_photon[at] = piece.foil_photon if piece.foil_photon is not None else 0.0
 
     flat = {f: cols[f][order] for f in fields}
     counts = store.counts
@@ -466,6 +512,8 @@ def _assemble(
             reason=reason,
             plane_z=transport.plane_z,
             plane_names=transport.plane_names,
+            foil_state=foil_state,
+            foil_photon=foil_photon,
         ),
         n_brems=n_brems,
         n_conversions=n_conversions,

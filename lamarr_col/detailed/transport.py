@@ -9,12 +9,15 @@ Material of each plane, by plane group (``PLANE_MATERIALS``; the thickness is th
 times the X0 of that material, so the radiation length seen is the condition set's):
 VELO, UT → silicon; T (SciFi; also OT/IT in Run 1–2) → polystyrene; RICH1 → C4F10;
 RICH2 → CF4; ECAL → lead; HCAL, MUON, ABSORBER → iron; MAGNET planes carry no material.
+The condition set's RF foil (``ConditionSet.rf_foil``, a cylinder about the beam crossed at a
+shallow angle, :mod:`lamarr_col.kernels.foil`) is aluminium (key ``"RF_FOIL"``).
 
 Random numbers: ``EventKeys(seed)`` stream ``"transport"``, one uniform per counter
 ``(index_in_event · 1024 + plane) · 32 + slot``: slot 0 Landau, 1 hadronic interaction, 2–5
 Box–Muller into the four scattering normals, 6–21 bremsstrahlung (electrons only), drawn only
-for the planes a particle can reach (from its origin up to ``z_max``). A particle's numbers
-depend only on (seed, event, index in event, plane), never on the batch.
+for the planes a particle can reach (from its origin up to ``z_max``); the RF foil draws as a
+plane numbered after the last one. A particle's numbers depend only on (seed, event, index in
+event, plane), never on the batch.
 
 Photons are not followed here: :mod:`lamarr_col.detailed.secondaries` does that afterwards
 (straight lines through the planes, conversions into e⁺e⁻ pairs, which it transports with this
@@ -36,6 +39,7 @@ import numpy.typing as npt
 
 from lamarr_col.detailed.materials import get_material, landau_table
 from lamarr_col.detector.conditions import GROUPS, ConditionSet
+from lamarr_col.kernels.foil import NO_FOIL
 from lamarr_col.kernels.material import BREM_UNIFORMS
 from lamarr_col.kernels.stepping import (
     KIND_ELECTRON,
@@ -47,7 +51,14 @@ from lamarr_col.kernels.stepping import (
 )
 from lamarr_col.rng import EventKeys, box_muller
 
-__all__ = ["PLANE_MATERIALS", "REASONS", "TransportResult", "transport_particles"]
+__all__ = [
+    "PLANE_MATERIALS",
+    "REASONS",
+    "TransportResult",
+    "foil_inputs",
+    "plane_inputs",
+    "transport_particles",
+]
 
 #: Material of the planes of each group (see the module docstring).
 PLANE_MATERIALS: Mapping[str, str] = MappingProxyType(
@@ -62,6 +73,7 @@ PLANE_MATERIALS: Mapping[str, str] = MappingProxyType(
         "HCAL": "iron",
         "MUON": "iron",
         "ABSORBER": "iron",
+        "RF_FOIL": "aluminium",
     }
 )
 
@@ -78,7 +90,9 @@ class TransportResult:
 
     ``states`` (n, p, 6) the state leaving each plane, NaN where not reached; ``crossed``
     (n, p) reached inside the active area; ``photon_energy`` (n, p) brems photon (MeV);
-    ``stop_z`` (n,) and ``reason`` (n,) int8, a code of :data:`REASONS`. In the result of
+    ``stop_z`` (n,) and ``reason`` (n,) int8, a code of :data:`REASONS`; ``foil_state`` (n, 6)
+    the state leaving the RF foil (its z the crossing point; NaN if not crossed) and
+    ``foil_photon`` (n,) the brems photon emitted there (MeV). In the result of
     :func:`lamarr_col.detailed.secondaries.add_secondaries`, photon rows have ``stop_z`` and
     reason LEFT, APERTURE or CONVERTED, but NaN states and no crossings (no hits).
     """
@@ -90,6 +104,8 @@ class TransportResult:
     reason: npt.NDArray[np.int8]
     plane_z: npt.NDArray[np.float64]
     plane_names: tuple[str, ...]
+    foil_state: npt.NDArray[np.float64]
+    foil_photon: npt.NDArray[np.float64]
 
 
 def plane_inputs(
@@ -107,6 +123,19 @@ def plane_inputs(
         raise KeyError(msg) from None
     absorbs = np.ascontiguousarray(planes["group"] == GROUPS["MAGNET"])
     return table, absorbs, np.ascontiguousarray(np.stack(rows))
+
+
+def foil_inputs(
+    conditions: ConditionSet, materials: Mapping[str, str] = PLANE_MATERIALS
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """The kernels' ``foil`` (6,) array (zeros: no foil) and the foil's material row (10,)."""
+    try:
+        row = get_material(materials["RF_FOIL"]).as_array()
+    except KeyError as err:
+        msg = f"while choosing the material of the RF foil of {conditions.name}: {err.args[0]}"
+        raise KeyError(msg) from None
+    foil = conditions.rf_foil
+    return (NO_FOIL.copy() if foil is None else foil.as_array()), row
 
 
 def _kind(pid: npt.NDArray[np.int64]) -> npt.NDArray[np.int8]:
@@ -188,9 +217,10 @@ def transport_particles(
         raise ValueError(msg)
 
     planes, absorbs, material = plane_inputs(conditions, materials)
+    foil, foil_material = foil_inputs(conditions, materials)
     n_planes = len(planes)
-    if n_planes > _PLANE_STRIDE:
-        msg = f"{conditions.name} has {n_planes} planes; the random-number keys allow 1024"
+    if n_planes + 1 > _PLANE_STRIDE:  # + 1: the RF foil
+        msg = f"{conditions.name} has {n_planes} planes; the random-number keys allow 1023"
         raise ValueError(msg)
     field = conditions.field
     table = landau_table()
@@ -219,6 +249,8 @@ def transport_particles(
     photon = np.zeros((n, n_planes))
     stop_z = np.full(n, np.nan)
     reason = np.full(n, REASONS["NOT_TRANSPORTED"], dtype=np.int8)
+    foil_state = np.full((n, 6), np.nan)
+    foil_photon = np.zeros(n)
     followed = np.flatnonzero((charge != 0.0) & (states[:, 5] != 0.0) & ~np.isnan(states[:, 5]))
     # one set of output buffers for all chunks (fresh memory is slow to touch on some hosts)
     size = min(chunk, len(followed))
@@ -228,15 +260,22 @@ def transport_particles(
         np.empty((size, n_planes)),
         np.empty(size),
         np.empty(size, dtype=np.int8),
+        np.empty((size, 6)),
+        np.empty(size),
     )
     for lo in range(0, len(followed), chunk):
         rows = followed[lo : lo + chunk]
         electrons = kind[rows] == KIND_ELECTRON
         first = np.searchsorted(planes[:, 0], states[rows, 2])
-        reach = (np.arange(n_planes) >= first[:, None]) & (planes[:, 0] <= z_max)
+        reach = np.empty((len(rows), n_planes + 1), dtype=np.bool_)
+        reach[:, :n_planes] = (np.arange(n_planes) >= first[:, None]) & (planes[:, 0] <= z_max)
+        # the foil's numbers: for every particle that could meet it (any direction)
+        reach[:, n_planes] = (foil[0] > 0.0) & (states[rows, 2] <= min(foil[2], z_max))
         normals, uniforms, brem = _random_numbers(keys, ev[rows], idx[rows], reach, electrons)
         brem_row = np.where(electrons, np.cumsum(electrons) - 1, -1).astype(np.int64)
-        c_out, c_crossed, c_photon, c_stop, c_reason = (b[: len(rows)] for b in bufs)
+        c_out, c_crossed, c_photon, c_stop, c_reason, c_foil, c_foil_photon = (
+            b[: len(rows)] for b in bufs
+        )
         transport_with_material(
             np.ascontiguousarray(states[rows]),
             np.ascontiguousarray(charge[rows]),
@@ -256,14 +295,19 @@ def transport_particles(
             uniforms,
             brem_row,
             brem,
+            foil,
+            foil_material,
             c_out,
             c_crossed,
             c_photon,
             c_stop,
             c_reason,
+            c_foil,
+            c_foil_photon,
         )
         out[rows], crossed[rows], photon[rows] = c_out, c_crossed, c_photon
         stop_z[rows], reason[rows] = c_stop, c_reason
+        foil_state[rows], foil_photon[rows] = c_foil, c_foil_photon
     backward = ~forward & (charge != 0.0)
     reason[backward] = REASONS["LEFT"]
     stop_z[backward] = states[backward, 2]
@@ -275,4 +319,6 @@ def transport_particles(
         reason=reason,
         plane_z=planes[:, 0].copy(),
         plane_names=conditions.plane_names(),
+        foil_state=foil_state,
+        foil_photon=foil_photon,
     )

@@ -34,6 +34,7 @@ __all__ = [
     "Layer",
     "Magnet",
     "MuonStation",
+    "RfFoil",
     "Rich",
     "RichRadiator",
     "Tracker",
@@ -80,6 +81,9 @@ PLANE_FIELDS = (
 # PDG (2024) properties of iron, for the muon filters: X0 and λI in mm.
 IRON_X0_MM = 17.57
 IRON_LAMBDA_I_MM = 167.7
+# PDG (2024) properties of aluminium, for the RF foil (an Al–Mg alloy): X0 and λI in mm.
+ALUMINIUM_X0_MM = 88.97
+ALUMINIUM_LAMBDA_I_MM = 397.0
 
 
 @dataclass(frozen=True)
@@ -241,6 +245,33 @@ class Absorber:
 
 
 @dataclass(frozen=True)
+class RfFoil:
+    """The VELO's RF foil as a cylindrical aluminium wall about the beam (mm): inner ``radius``,
+    wall ``thickness``, from ``z_min`` to ``z_max``. How particles cross it:
+    :mod:`lamarr_col.kernels.foil`."""
+
+    radius: float
+    thickness: float
+    z_min: float
+    z_max: float
+
+    @property
+    def x0(self) -> float:
+        """x/X0 of the wall at normal incidence."""
+        return self.thickness / ALUMINIUM_X0_MM
+
+    @property
+    def lambda_i(self) -> float:
+        """x/λI of the wall at normal incidence."""
+        return self.thickness / ALUMINIUM_LAMBDA_I_MM
+
+    def as_array(self) -> npt.NDArray[np.float64]:
+        """The kernels' ``foil`` array (``lamarr_col.kernels.foil.FOIL_FIELDS``)."""
+        values = (self.radius, self.z_min, self.z_max, self.thickness, self.x0, self.lambda_i)
+        return np.array(values, dtype=np.float64)
+
+
+@dataclass(frozen=True)
 class Magnet:
     """The dipole: where its field came from and its aperture planes (z in mm, slopes in rad).
 
@@ -272,6 +303,12 @@ class ConditionSet:
     luminous_region: LuminousRegion
     pileup: PileUp
     single_kick: Mapping[str, tuple[float, ...]] = dataclasses.field(
+        default_factory=lambda: MappingProxyType({})
+    )
+    rf_foil: RfFoil | None = None
+    #: Resolutions of the VELO–T matching residuals, ``"dx"``, ``"dy"`` (mm), ``"dty"`` (rad):
+    #: (a, b, c) of σ(p) = √(a² + (b/p)² + (c/p²)²), p in GeV (lamarr_col.detailed.matching)
+    matching: Mapping[str, tuple[float, float, float]] = dataclasses.field(
         default_factory=lambda: MappingProxyType({})
     )
     description: str = ""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from lamarr_col.detector.conditions import ConditionSet, Layer
@@ -54,6 +56,13 @@ def describe(conditions: ConditionSet) -> str:
                     f"         {layer.name} z {layer.z:g}: {layer.x0:.2%} X0, "
                     f"σ {layer.resolution * 1000:g} µm, efficiency {layer.efficiency:.1%}"
                 )
+    if c.rf_foil is not None:
+        rf = c.rf_foil
+        lines.append(
+            f"RF foil: cylinder r = {rf.radius:g} mm, z {rf.z_min:g}–{rf.z_max:g} mm, "
+            f"{rf.thickness * 1000:g} µm Al ({rf.x0:.2%} X0 at normal incidence, "
+            f"{rf.x0 / math.tan(0.05):.1%} X0 at 50 mrad from the beam)"
+        )
     f, m = c.field, c.magnet
     peak = f.by[np.argmax(np.abs(f.by))]
     lines.append(

@@ -29,6 +29,7 @@ from lamarr_col.detector.conditions import (
     Layer,
     Magnet,
     MuonStation,
+    RfFoil,
     Rich,
     RichRadiator,
     Tracker,
@@ -139,6 +140,8 @@ _SCHEMA: dict[str, Any] = {
         ),
         "filters": _Named(dict.fromkeys(("z", "thickness", "enabled"))),
     },
+    "rf_foil": dict.fromkeys(("radius", "thickness", "z_min", "z_max", "enabled")),
+    "matching": dict.fromkeys(("sigma_dx", "sigma_dy", "sigma_dty")),
     "single_kick": _FREE,
 }
 
@@ -401,6 +404,31 @@ class _Builder:
             moliere_radius=self.num(table, "moliere_radius", where, 0.0),
         )
 
+    def rf_foil(self, table: Mapping[str, Any] | None) -> RfFoil | None:
+        if table is None or not self.enabled(table, "rf_foil"):
+            return None
+        g = {k: self.num(table, k, "rf_foil") for k in ("radius", "thickness", "z_min", "z_max")}
+        for key in ("radius", "thickness"):
+            if not g[key] > 0.0 or math.isinf(g[key]):
+                raise self.fail(f"rf_foil.{key}", f"must be a finite length > 0, got {g[key]}")
+        if not g["z_min"] < g["z_max"]:
+            raise self.fail("rf_foil", f"needs z_min < z_max, got {g['z_min']}, {g['z_max']}")
+        return RfFoil(**g)
+
+    def matching(self, table: Mapping[str, Any]) -> dict[str, tuple[float, float, float]]:
+        out: dict[str, tuple[float, float, float]] = {}
+        for name in ("dx", "dy", "dty"):
+            key = f"sigma_{name}"
+            if key not in table:
+                continue
+            values = self.nums(table, key, "matching")
+            if len(values) != 3 or min(values) < 0.0 or not all(map(math.isfinite, values)):
+                raise self.fail(
+                    f"matching.{key}", f"needs 3 finite numbers >= 0 (a, b, c), got {values}"
+                )
+            out[name] = (values[0], values[1], values[2])
+        return out
+
     def muon(
         self, table: Mapping[str, Any]
     ) -> tuple[tuple[MuonStation, ...], tuple[Absorber, ...]]:
@@ -582,6 +610,8 @@ def load_conditions(
         luminous_region=lumi,
         pileup=pileup,
         single_kick=MappingProxyType(kick),
+        rf_foil=b.rf_foil(data.get("rf_foil")),
+        matching=MappingProxyType(b.matching(data.get("matching", {}))),
         description=b.text(data, "description", "description"),
         source=label,
     )
