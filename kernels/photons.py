@@ -101,35 +101,27 @@ def transport_photons(
         while j < p or z_foil <= z_max:
             zj = plane_z[j] if j < p else np.inf
             if z_foil <= zj:  # the foil comes first (NaN compares False)
-                xf, yf = x0 + tx * (z_foil - z0), y0 + ty * (z_foil - z0)
-                zf = z_foil
+                layer, zl = p, z_foil
+                x, y = x0 + tx * (zl - z0), y0 + ty * (zl - z0)
+                t = foil_plane_factor(x, y, tx, ty, foil) * foil[4] * nf
                 z_foil = np.nan
-                t = foil_plane_factor(xf, yf, tx, ty, foil) * foil[4] * nf
-                depth -= CONVERSION_FACTOR * t
-                if depth < 0.0:
-                    x_min = ELECTRON_MASS / e
-                    e_plus = (x_min + (1.0 - 2.0 * x_min) * _pair_fraction(uniforms[i, 1])) * e
-                    pair[i, 0] = e_plus
-                    pair[i, 1] = e - e_plus
-                    conv_plane[i] = p
-                    vertex[i, 0], vertex[i, 1], vertex[i, 2] = xf, yf, zf
-                    why, where = _CONVERTED, zf
+            else:
+                if zj > z_max:
                     break
-                continue
-            if zj > z_max:
-                break
-            x = x0 + tx * (zj - z0)
-            y = y0 + ty * (zj - z0)
-            pl = planes[j]
-            inside = inside_plane(x, y, pl[1], pl[2], pl[3] * pl[3], pl[4] * pl[4], pl[5], pl[6])
-            crossed[i, j] = inside
-            if not inside:
-                if absorbs[j]:
-                    why, where = _APERTURE, zj
-                    break
+                layer, zl = j, zj
+                x, y = x0 + tx * (zl - z0), y0 + ty * (zl - z0)
+                pl = planes[j]
+                inside = inside_plane(
+                    x, y, pl[1], pl[2], pl[3] * pl[3], pl[4] * pl[4], pl[5], pl[6]
+                )
+                crossed[i, j] = inside
                 j += 1
-                continue
-            t = pl[7] * nf
+                if not inside:
+                    if absorbs[layer]:
+                        why, where = _APERTURE, zl
+                        break
+                    continue
+                t = pl[7] * nf
             if t > 0.0:
                 depth -= CONVERSION_FACTOR * t
                 if depth < 0.0:
@@ -137,11 +129,10 @@ def transport_photons(
                     e_plus = (x_min + (1.0 - 2.0 * x_min) * _pair_fraction(uniforms[i, 1])) * e
                     pair[i, 0] = e_plus
                     pair[i, 1] = e - e_plus
-                    conv_plane[i] = j
-                    vertex[i, 0], vertex[i, 1], vertex[i, 2] = x, y, zj
-                    why, where = _CONVERTED, zj
+                    conv_plane[i] = layer
+                    vertex[i, 0], vertex[i, 1], vertex[i, 2] = x, y, zl
+                    why, where = _CONVERTED, zl
                     break
-            j += 1
         stop_z[i] = where
         reason[i] = why
 
