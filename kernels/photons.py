@@ -168,46 +168,38 @@ def transport_photons_reference(
             layers.append((z_foil - 1e-9 * (1.0 + abs(z_foil)), p))
         for _, j in sorted(layers):
             if j == p:
-                xf, yf = x0 + tx * (z_foil - z0), y0 + ty * (z_foil - z0)
-                t = foil_plane_factor_reference(xf, yf, tx, ty, foil) * float(foil[4]) * path
+                zl = z_foil
+                x, y = x0 + tx * (zl - z0), y0 + ty * (zl - z0)
+                t = foil_plane_factor_reference(x, y, tx, ty, foil) * float(foil[4]) * path
+            else:
+                zl, x_max, y_max, r_min, r_max, hole_x, hole_y, x_over_x0, _ = planes[j].tolist()
+                if zl > z_max:
+                    break
+                x, y = x0 + tx * (zl - z0), y0 + ty * (zl - z0)
+                r = math.hypot(x, y)
+                inside = (
+                    abs(x) <= x_max
+                    and abs(y) <= y_max
+                    and r_min <= r <= r_max
+                    and not (abs(x) < hole_x and abs(y) < hole_y)
+                )
+                crossed[i, j] = inside
+                if not inside:
+                    if absorbs[j]:
+                        why, where = _APERTURE, zl
+                        break
+                    continue
+                t = x_over_x0 * path
+            if t > 0:
                 depth -= CONVERSION_FACTOR * t
                 if depth < 0:
                     x_min = ELECTRON_MASS / e
                     share = _pair_fraction_reference(float(uniforms[i, 1]))
                     e_plus = (x_min + (1 - 2 * x_min) * share) * e
                     pair[i] = (e_plus, e - e_plus)
-                    conv_plane[i] = p
-                    vertex[i] = (xf, yf, z_foil)
-                    why, where = _CONVERTED, z_foil
-                    break
-                continue
-            zj, x_max, y_max, r_min, r_max, hole_x, hole_y, x_over_x0, _ = planes[j].tolist()
-            if zj > z_max:
-                break
-            x, y = x0 + tx * (zj - z0), y0 + ty * (zj - z0)
-            r = math.hypot(x, y)
-            inside = (
-                abs(x) <= x_max
-                and abs(y) <= y_max
-                and r_min <= r <= r_max
-                and not (abs(x) < hole_x and abs(y) < hole_y)
-            )
-            crossed[i, j] = inside
-            if not inside:
-                if absorbs[j]:
-                    why, where = _APERTURE, zj
-                    break
-                continue
-            if x_over_x0 * path > 0:
-                depth -= CONVERSION_FACTOR * (x_over_x0 * path)
-                if depth < 0:
-                    x_min = ELECTRON_MASS / e
-                    share = _pair_fraction_reference(float(uniforms[i, 1]))
-                    e_plus = (x_min + (1 - 2 * x_min) * share) * e
-                    pair[i] = (e_plus, e - e_plus)
                     conv_plane[i] = j
-                    vertex[i] = (x, y, zj)
-                    why, where = _CONVERTED, zj
+                    vertex[i] = (x, y, zl)
+                    why, where = _CONVERTED, zl
                     break
         stop_z[i], reason[i] = where, why
     return crossed, conv_plane, vertex, pair, stop_z, reason

@@ -275,7 +275,7 @@ def transport_with_material(
         j = np.searchsorted(plane_z, s[2])
         while j < p:
             zj = plane_z[j]
-            if not foil_done:
+            if not foil_done and s[2] <= foil[2]:  # beyond the foil's end: no crossing
                 dzf = foil_crossing(s[0], s[1], s[2], s[3], s[4], min(zj, z_end, z_max), foil)
                 if not math.isnan(dzf):
                     foil_done = True

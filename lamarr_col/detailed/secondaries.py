@@ -10,8 +10,8 @@
    direction there, ``mother`` the electron and its ``collision``.
 2. Every photon (the generator's, e.g. from π⁰ → γγ, and the brems photons) flies in a straight
    line through the planes up to ``z_max`` (:func:`lamarr_col.kernels.photons.transport_photons`)
-   and may convert in their material and in the RF foil's wall: probability 1 − exp(−(7/9)·t) per layer of t = x/X0 along
-   its path, energy sharing from the complete-screening Bethe–Heitler shape (PDG eqs.
+   and may convert in their material and in the RF foil's wall: probability
+   1 − exp(−(7/9)·t) per layer of t = x/X0 along its path, energy sharing from the complete-screening Bethe–Heitler shape (PDG eqs.
    34.30–34.31). A converted photon gets its end vertex at the conversion point and status 2
    (as a particle decayed in flight); its e⁺ and e⁻ are appended, along the photon, from that
    point, and transported with material like every charged particle
@@ -40,9 +40,9 @@ and the indices follow from the event alone, so nothing depends on the batching.
 Transport rows of the photons (:class:`~.transport.TransportResult`): ``stop_z`` and
 ``reason`` LEFT, APERTURE or CONVERTED; ``states`` NaN (a photon's line follows from its origin
 and momentum, and storing it would double the memory the chain moves), ``crossed`` False
-(photons leave no hits), ``photon_energy`` 0, ``foil_state`` NaN, ``foil_photon`` 0. Photons flying upstream (p_z ≤ 0) are LEFT at
-their origin, as charged particles are; photons that already have an end vertex are left as
-they are.
+(photons leave no hits), ``photon_energy`` 0, ``foil_state`` NaN, ``foil_photon`` 0. Photons
+flying upstream (p_z ≤ 0) are LEFT at their origin, as charged particles are; photons that
+already have an end vertex are left as they are.
 """
 
 from __future__ import annotations
