@@ -4,12 +4,14 @@
   1.5 GeV, 2 < η < 5) are transported with RK4 (50 mm steps) and the material of every
   lhcb-run3 plane, to the end of the T stations and through the whole detector;
 - ``chain``: :func:`lamarr_col.detailed.simulate.simulate_tracking` (decays in flight,
-  transport, hits, track finding, Kalman fit, output) on Pythia8 minimum-bias crossings at
-  Run 3 pile-up (ν = 7.6), with the time of each stage; charged particles are those of the
-  generated crossings.
+  transport, hits, track finding, Kalman fit, particle identification, output) on Pythia8
+  minimum-bias crossings at Run 3 pile-up (ν = 7.6), with the time of each stage; charged
+  particles are those of the generated crossings. The PID cost per track: the time of the PID
+  stages (``pid_transport``, ``muon``, ``rich``) over the tracks with a momentum (long,
+  upstream, downstream).
 
-Medians of 3 after a warm-up (numba compiled). Issue 4's target: ≥ 2×10⁴ charged particles/s
-on this machine.
+Medians of 3 after a warm-up (numba compiled). Targets on this machine: ≥ 2×10⁴ charged
+particles/s for the tracking chain (issue 4), ≥ 10⁴ with the PID (issue 5).
 """
 
 from __future__ import annotations
@@ -67,6 +69,9 @@ def run(workdir: Path, quick: bool = False) -> dict[str, Any]:
     return results
 
 
+_PID_STAGES = ("pid_transport", "muon", "rich")
+
+
 def _chain(conditions: Any, quick: bool) -> dict[str, Any]:
     """The whole tracking chain on Pythia8 minimum bias at Run 3 pile-up."""
     from lamarr_col.detailed.simulate import simulate_tracking
@@ -88,6 +93,8 @@ def _chain(conditions: Any, quick: bool) -> dict[str, Any]:
     med, times, out = median_time(once)
     median_run = stage_runs[int(np.argsort(times)[len(times) // 2])]
     tracks = ak.flatten(out.tracks)
+    with_p = int(ak.sum((tracks.track_type >= 3) & (tracks.track_type <= 5)))
+    pid_s = sum(median_run.get(k, 0.0) for k in _PID_STAGES)
     return {
         "events": n_events,
         "charged_particles": charged,
@@ -98,6 +105,8 @@ def _chain(conditions: Any, quick: bool) -> dict[str, Any]:
         "events_per_s": n_events / med,
         "charged_particles_per_s": charged / med,
         "stage_s": median_run,
+        "pid_s": pid_s,
+        "pid_us_per_track": 1e6 * pid_s / max(with_p, 1),
     }
 
 

@@ -30,6 +30,8 @@ STREAMS: Final = MappingProxyType(
         "transport": 8,
         "hits": 9,
         "conversion": 10,
+        "muon": 11,
+        "rich": 12,
     }
 )
 

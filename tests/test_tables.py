@@ -10,6 +10,7 @@ import pytest
 import uproot
 
 from lamarr_col.cli import main
+from lamarr_col.detailed.pid import run_pid
 from lamarr_col.detailed.simulate import assemble_outputs, run_tracking
 from lamarr_col.detailed.tables import TABLE_COLUMNS, training_table, write_training_tables
 from lamarr_col.detector import load_conditions
@@ -31,7 +32,7 @@ def _gun(n: int, seed: int) -> ak.Array:
 def batch() -> tuple[ak.Array, dict, ak.Array]:
     events = _gun(6, seed=21)
     out = run_tracking(events, CONDITIONS, seed=21)
-    result, record = assemble_outputs(out)
+    result, record = assemble_outputs(out, pid=run_pid(out, CONDITIONS, seed=21))
     n_gen = ak.to_numpy(ak.num(events.mcparticles, axis=1))
     out = dataclasses.replace(out, events=result)
     return training_table(out, record, CONDITIONS, n_gen), record, result
@@ -130,3 +131,18 @@ def test_cli_tables(tmp_path, capsys):
     assert uproot.open(out)["training"].num_entries > 0
     assert main(["tables", "-n", "1", "-o", str(tmp_path / "x.parquet")]) == 2
     assert "written as ROOT" in capsys.readouterr().err
+
+
+def test_pid_columns_follow_the_track(batch):
+    table, _, events = batch
+    none = table["track_type"] == 0
+    assert none.any() and (~none).any()
+    assert np.all(np.isnan(table["pid_k"][none]))
+    assert not table["is_muon"][none].any()
+    assert not table["rich_used_r1"][none].any()
+    # reconstructed long tracks with RICH information carry the tracks' DLLs
+    long = table["track_type"] == 3
+    with_rich = long & (table["rich_used_r1"] | table["rich_used_r2"])
+    assert with_rich.any()
+    assert np.all(np.isfinite(table["rich_dll_k"][with_rich]))
+    assert np.array_equal(table["pid_k"][with_rich], table["rich_dll_k"][with_rich])

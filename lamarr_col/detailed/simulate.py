@@ -14,7 +14,9 @@
    their T hits (:func:`t_seeds`);
 5. primary vertices from the tracks with a VELO segment (:mod:`.vertices`), every track's IP
    and IPχ² to its best PV;
-6. the ``tracks`` and ``pvs`` collections and ``n_pvs`` (fields in ``docs/event_model.md``).
+6. particle identification (:mod:`.pid`, option ``pid``): transport beyond the T stations,
+   muon-station hits and isMuon, RICH photons and DLLs, combined DLLs, ``n_tracks``;
+7. the ``tracks`` and ``pvs`` collections and ``n_pvs`` (fields in ``docs/event_model.md``).
 
 Randomness: every stage draws keyed random numbers from ``seed`` (its own stream of
 :data:`lamarr_col.rng.STREAMS`), so a particle's fate depends on (seed, event number, index in
@@ -36,6 +38,7 @@ from lamarr_col.detailed.fit import FitResult, fit_tracks, seed_states
 from lamarr_col.detailed.ghosts import ghost_probability
 from lamarr_col.detailed.hits import NOISE_FRACTION, Hits, make_hits
 from lamarr_col.detailed.matching import MatchingRules, segment_lines
+from lamarr_col.detailed.pid import PidOutput, run_pid
 from lamarr_col.detailed.recognition import FoundTracks, RecognitionRules, find_tracks
 from lamarr_col.detailed.secondaries import BREMS_CUT, MAX_GENERATIONS, add_secondaries
 from lamarr_col.detailed.transport import COLUMNS, TransportResult, transport_particles
@@ -72,6 +75,8 @@ class DetailedOptions:
     secondaries: bool = True
     brems_cut: float = BREMS_CUT  # MeV, lightest brems photon kept as an MC particle
     max_generations: int = MAX_GENERATIONS  # photon generations flown (conversion cascade)
+    #: particle identification (RICH, muon system, combined DLLs) and ``n_tracks``
+    pid: bool = True
 
 
 @dataclass(frozen=True)
@@ -289,15 +294,17 @@ def simulate_tracking(
     to ``mcparticles``, the ``tracks`` and ``pvs`` collections and ``n_pvs`` added (a new
     array). ``timings`` as :func:`run_tracking`'s, plus the PV and output stages."""
     out = run_tracking(events, conditions, seed=seed, options=options, timings=timings)
-    return assemble_outputs(out, timings)[0]
+    pid = run_pid(out, conditions, seed=seed, timings=timings) if options.pid else None
+    return assemble_outputs(out, timings, pid=pid)[0]
 
 
 def assemble_outputs(
-    out: TrackingOutput, timings: dict[str, float] | None = None
+    out: TrackingOutput, timings: dict[str, float] | None = None, *, pid: PidOutput | None = None
 ) -> tuple[ak.Array, dict[str, npt.NDArray[np.generic]]]:
     """The events with ``tracks``, ``pvs`` and ``n_pvs`` from a :func:`run_tracking` output,
     and the flat ``tracks`` fields (one entry per found track, in the order of
-    ``out.found``)."""
+    ``out.found``); with ``pid`` (:func:`.pid.run_pid` of the same output) the tracks carry
+    the PID fields and the events ``n_tracks``."""
     clock = _Clock(timings)
     n_events = len(out.events)
     per_event = np.bincount(out.found.event, minlength=n_events)
@@ -316,11 +323,15 @@ def assemble_outputs(
     record["ip"] = pvs.ip
     record["ip_chi2"] = pvs.ip_chi2
     record["best_pv"] = np.where(pvs.best_pv >= 0, local_pv, -1).astype(np.int32)
+    if pid is not None:
+        record.update(pid.fields)
     tracks = ak.unflatten(ak.zip(record), per_event)
     result = ak.with_field(out.events, tracks, "tracks")
     pv_record = _pv_record(out, pvs, out.particles, out.particle_event_index)
     result = ak.with_field(result, ak.unflatten(ak.zip(pv_record), pvs.n_vertices), "pvs")
     result = ak.with_field(result, pvs.n_vertices.astype(np.int32), "n_pvs")
+    if pid is not None:
+        result = ak.with_field(result, pid.n_tracks.astype(np.int32), "n_tracks")
     clock("output")
     return result, record
 

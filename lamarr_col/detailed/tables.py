@@ -21,7 +21,10 @@ source through the detailed simulation into a ROOT file (TTree ``training``), wh
   ``ghost_prob``, ``ip``, ``ip_chi2`` and the 15 covariance entries ``cov_*``. The true state
   for a track state near the beam line (tracks with a VELO segment) is the generator's
   straight line from the origin, taken to the state's z; for downstream and T tracks (state
-  at the first hit) it is the transported particle's state at that plane.
+  at the first hit) it is the transported particle's state at that plane;
+- with the particle identification (``DetailedOptions.pid``, on by default), the PID fields of
+  that track (``TRACK_PID_FIELDS`` of :mod:`lamarr_col.event.schema`: RICH DLLs and flags,
+  isMuon, muon likelihoods, combined DLLs): NaN, false or 0 for particles without a track.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ import awkward as ak
 import numpy as np
 import numpy.typing as npt
 
+from lamarr_col.detailed.pid import run_pid
 from lamarr_col.detailed.recognition import RecognitionRules, segment_crossings
 from lamarr_col.detailed.simulate import (
     DetailedOptions,
@@ -44,7 +48,7 @@ from lamarr_col.detailed.simulate import (
     run_tracking,
 )
 from lamarr_col.detector.conditions import ConditionSet
-from lamarr_col.event.schema import TRACK_STATE
+from lamarr_col.event.schema import TRACK_PID_FIELDS, TRACK_STATE
 from lamarr_col.kernels.acceptance import TRACK_TYPES
 
 __all__ = ["TABLE_COLUMNS", "training_table", "write_training_tables"]
@@ -89,6 +93,7 @@ TABLE_COLUMNS = (
     "ip",
     "ip_chi2",
     *_COV,
+    *TRACK_PID_FIELDS,
 )
 #: preference when a particle has several tracks (first wins)
 _PREFERENCE = ("LONG", "DOWNSTREAM", "UPSTREAM", "VELO", "T")
@@ -194,6 +199,12 @@ def training_table(
     table["ndof"] = np.where(has, record["ndof"][ti], 0).astype(np.int16)
     for c in ("ghost_prob", "ip", "ip_chi2", *_COV):
         table[c] = reco(c)
+    for c, f in TRACK_PID_FIELDS.items():  # with the PID: NaN / false / 0 without a track
+        if c in record:
+            if f.dtype.startswith("float"):
+                table[c] = reco(c).astype(f.dtype)
+            else:
+                table[c] = np.where(has, record[c][ti], 0).astype(f.dtype)
     return table
 
 
@@ -266,7 +277,8 @@ def write_training_tables(
         for batch in batches:
             n_gen = ak.to_numpy(ak.num(batch.mcparticles, axis=1))
             out = run_tracking(batch, conditions, seed=seed, options=options)
-            events, record = assemble_outputs(out)
+            pid = run_pid(out, conditions, seed=seed) if options.pid else None
+            events, record = assemble_outputs(out, pid=pid)
             out = dataclasses.replace(out, events=events)
             table = training_table(out, record, conditions, n_gen, options.rules)
             if file is None:

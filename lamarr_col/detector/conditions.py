@@ -33,6 +33,7 @@ __all__ = [
     "ConditionSet",
     "Layer",
     "Magnet",
+    "MuonId",
     "MuonStation",
     "RfFoil",
     "Rich",
@@ -132,6 +133,10 @@ class RichRadiator:
     z_min: float
     z_max: float
     length: float
+    #: mean detected photoelectrons of a β = 1 track crossing ``length`` (0: not read out)
+    photoelectrons: float = 0.0
+    #: Cherenkov-angle resolution per detected photon (rad)
+    resolution: float = 0.0
 
     def threshold(self, mass: float) -> float:
         """Momentum threshold (MeV) for a particle of ``mass`` (MeV): m / √(n² − 1)."""
@@ -152,6 +157,8 @@ class Rich:
     x0: float
     lambda_i: float
     radiators: tuple[RichRadiator, ...]
+    #: mean photodetector noise hits per bunch crossing, uniform over the detector plane
+    noise: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -221,6 +228,24 @@ class MuonStation:
     lambda_i: float
     resolution: float
     efficiency: float
+    #: uncorrelated hits per cm² and bunch crossing in each region, per 100 reconstructed
+    #: tracks in the event (empty: none)
+    background: tuple[float, ...] = ()
+
+
+@dataclass(frozen=True)
+class MuonId:
+    """Muon identification settings (``[muon.id]``): the field of interest around the track's
+    extrapolation is ``max(foi_sigma · σ, foi_min_pads · pad)`` per station and coordinate (σ:
+    multiple scattering and pad resolution); hadron showers leak ``punch_yield`` particles per
+    GeV times exp(−Λ/``punch_attenuation``) behind Λ interaction lengths, spread by
+    ``punch_spread`` mm about the hadron's line."""
+
+    foi_sigma: float = 3.0
+    foi_min_pads: float = 1.0
+    punch_yield: float = 0.0
+    punch_attenuation: float = 1.0
+    punch_spread: float = 100.0
 
 
 @dataclass(frozen=True)
@@ -306,6 +331,7 @@ class ConditionSet:
         default_factory=lambda: MappingProxyType({})
     )
     rf_foil: RfFoil | None = None
+    muon_id: MuonId = dataclasses.field(default_factory=MuonId)
     #: Resolutions of the VELO–T matching residuals, ``"dx"``, ``"dy"`` (mm), ``"dty"`` (rad):
     #: (a, b, c) of σ(p) = √(a² + (b/p)² + (c/p²)²), p in GeV (lamarr_col.detailed.matching)
     matching: Mapping[str, tuple[float, float, float]] = dataclasses.field(

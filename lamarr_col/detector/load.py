@@ -9,6 +9,7 @@ stations, radiators) are added, and ``enabled = false`` removes one.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import math
 import re
@@ -28,6 +29,7 @@ from lamarr_col.detector.conditions import (
     ConditionSet,
     Layer,
     Magnet,
+    MuonId,
     MuonStation,
     RfFoil,
     Rich,
@@ -96,11 +98,33 @@ _SCHEMA: dict[str, Any] = {
     ),
     "rich": _Named(
         dict.fromkeys(
-            ("z_min", "z_max", "tx_min", "ty_min", "tx_max", "ty_max", "x0", "lambda_i", "enabled")
+            (
+                "z_min",
+                "z_max",
+                "tx_min",
+                "ty_min",
+                "tx_max",
+                "ty_max",
+                "x0",
+                "lambda_i",
+                "noise",
+                "enabled",
+            )
         )
         | {
             "radiators": _Named(
-                dict.fromkeys(("medium", "n", "z_min", "z_max", "length", "enabled"))
+                dict.fromkeys(
+                    (
+                        "medium",
+                        "n",
+                        "z_min",
+                        "z_max",
+                        "length",
+                        "photoelectrons",
+                        "resolution",
+                        "enabled",
+                    )
+                )
             )
         }
     ),
@@ -134,11 +158,15 @@ _SCHEMA: dict[str, Any] = {
                     "lambda_i",
                     "resolution",
                     "efficiency",
+                    "background",
                     "enabled",
                 )
             )
         ),
         "filters": _Named(dict.fromkeys(("z", "thickness", "enabled"))),
+        "id": dict.fromkeys(
+            ("foi_sigma", "foi_min_pads", "punch_yield", "punch_attenuation", "punch_spread")
+        ),
     },
     "rf_foil": dict.fromkeys(("radius", "thickness", "z_min", "z_max", "enabled")),
     "matching": dict.fromkeys(("sigma_dx", "sigma_dy", "sigma_dty")),
@@ -356,12 +384,17 @@ class _Builder:
             n = self.num(rtable, "n", rw)
             if n <= 1.0:
                 raise self.fail(f"{rw}.n", f"a refractive index must exceed 1, got {n}")
+            response = {k: self.num(rtable, k, rw, 0.0) for k in ("photoelectrons", "resolution")}
+            for key, value in response.items():
+                if not 0.0 <= value < math.inf:
+                    raise self.fail(f"{rw}.{key}", f"must be a finite number >= 0, got {value}")
             radiators.append(
                 RichRadiator(
                     rname,
                     self.text(rtable, "medium", rw, rname),
                     n,
                     *(self.num(rtable, k, rw) for k in ("z_min", "z_max", "length")),
+                    **response,
                 )
             )
         return Rich(
@@ -375,6 +408,9 @@ class _Builder:
             x0=self.num(table, "x0", where),
             lambda_i=self.num(table, "lambda_i", where),
             radiators=tuple(radiators),
+            noise=self.check_range(
+                self.num(table, "noise", where, 0.0), 0.0, 1e6, f"{where}.noise"
+            ),
         )
 
     def calorimeter(self, name: str, table: Mapping[str, Any]) -> Calorimeter:
@@ -429,6 +465,19 @@ class _Builder:
             out[name] = (values[0], values[1], values[2])
         return out
 
+    def muon_id(self, table: Mapping[str, Any]) -> MuonId:
+        where = "muon.id"
+        defaults = MuonId()
+        values = {
+            f.name: self.num(table, f.name, where, getattr(defaults, f.name))
+            for f in dataclasses.fields(MuonId)
+        }
+        for key, value in values.items():
+            low_ok = value > 0.0 if key in ("foi_sigma", "punch_attenuation") else value >= 0.0
+            if not (low_ok and math.isfinite(value)):
+                raise self.fail(f"{where}.{key}", f"must be a finite number > 0, got {value}")
+        return MuonId(**values)
+
     def muon(
         self, table: Mapping[str, Any]
     ) -> tuple[tuple[MuonStation, ...], tuple[Absorber, ...]]:
@@ -452,6 +501,16 @@ class _Builder:
             if not len(pad_x) == len(pad_y) == len(fractions):
                 raise self.fail(
                     where, f"pad_x and pad_y need one entry per region ({len(fractions)})"
+                )
+            background = self.nums(st, "background", where) if "background" in st else ()
+            if background and (
+                len(background) != len(fractions)
+                or not all(0.0 <= b < math.inf for b in background)
+            ):
+                raise self.fail(
+                    f"{where}.background",
+                    f"needs one finite density >= 0 per region ({len(fractions)}), "
+                    f"got {list(background)}",
                 )
             stations.append(
                 MuonStation(
@@ -478,6 +537,7 @@ class _Builder:
                         1.0,
                         f"{where}.efficiency",
                     ),
+                    background=background,
                 )
             )
         filters = []
@@ -611,6 +671,7 @@ def load_conditions(
         pileup=pileup,
         single_kick=MappingProxyType(kick),
         rf_foil=b.rf_foil(data.get("rf_foil")),
+        muon_id=b.muon_id(data["muon"].get("id", {})),
         matching=MappingProxyType(b.matching(data.get("matching", {}))),
         description=b.text(data, "description", "description"),
         source=label,

@@ -16,6 +16,7 @@ import numpy as np
 
 __all__ = [
     "COLLECTIONS",
+    "DETAILED_EVENT_FIELDS",
     "EVENT_FIELDS",
     "MCPARTICLE_FIELDS",
     "PROPAGATION_FIELDS",
@@ -25,6 +26,7 @@ __all__ = [
     "STATUS_FINAL",
     "STEP_FIELDS",
     "TRACK_FIELDS",
+    "TRACK_PID_FIELDS",
     "TRACK_STATE",
     "Field",
     "markdown",
@@ -178,6 +180,52 @@ TRACK_FIELDS: Final = MappingProxyType(
     }
 )
 
+_HYP = {"e": "electron", "mu": "muon", "pi": "pion", "k": "kaon", "p": "proton"}
+
+#: Particle-identification fields of ``tracks`` (long, upstream and downstream tracks carry
+#: information; the others get the "no information" values: flags false, DLLs 0).
+TRACK_PID_FIELDS: Final = MappingProxyType(
+    {
+        "rich_used_r1": Field("bool", "", "the track crossed a RICH1 radiator (RICH1 information)"),
+        "rich_used_r2": Field("bool", "", "the track crossed the RICH2 radiator"),
+        **{
+            f"rich_above_{h}_threshold": Field(
+                "bool", "", f"the {name} hypothesis radiates in a radiator the track crossed"
+            )
+            for h, name in _HYP.items()
+        },
+        **{
+            f"rich_dll_{h}": Field(
+                "float32", "", f"RICH Δ log-likelihood {name} − pion (0: no RICH information)"
+            )
+            for h, name in _HYP.items()
+            if h != "pi"
+        },
+        "is_muon": Field("bool", "", "isMuon: hits in the FOIs of the momentum-dependent stations"),
+        "in_muon_acceptance": Field("bool", "", "the extrapolation lies inside M2 and M3"),
+        "muon_n_stations": Field("int8", "", "stations of M2–M5 with a hit in the FOI"),
+        "muon_d2": Field(
+            "float32", "", "mean squared hit distance in extrapolation errors (NaN: no hit)"
+        ),
+        "muon_mu_ll": Field("float32", "", "muon log-likelihood from the muon stations (isMuon)"),
+        "muon_bg_ll": Field("float32", "", "non-muon log-likelihood from the muon stations"),
+        "pid_e": Field("float32", "", "combined Δ log-likelihood electron − pion (PIDe)"),
+        "pid_mu": Field("float32", "", "combined Δ log-likelihood muon − pion (PIDmu)"),
+        "pid_k": Field("float32", "", "combined Δ log-likelihood kaon − pion (PIDK)"),
+        "pid_p": Field("float32", "", "combined Δ log-likelihood proton − pion (PIDp)"),
+    }
+)
+
+#: Event-level fields the detailed simulation adds.
+DETAILED_EVENT_FIELDS: Final = MappingProxyType(
+    {
+        "n_pvs": Field("int32", "", "number of reconstructed primary vertices"),
+        "n_tracks": Field(
+            "int32", "", "reconstructed tracks of the event (the occupancy, nTracks)"
+        ),
+    }
+)
+
 #: Everything the flash steps of this release add: (collection, fields) pairs.
 STEP_FIELDS: Final = MappingProxyType({"mcparticles": PROPAGATION_FIELDS, "pvs": PV_FIELDS})
 
@@ -236,6 +284,13 @@ def markdown() -> str:
         "(vertices fitted from the tracks) and `n_pvs`.",
     ]
     lines += _table("### `tracks`", TRACK_FIELDS)
+    lines += [
+        "",
+        "`lamarr_col.detailed.pid.run_pid` (on by default in the detailed chain) adds the",
+        "particle identification to `tracks`:",
+    ]
+    lines += _table("### `tracks`: particle identification", TRACK_PID_FIELDS)
+    lines += _table("### Event level", DETAILED_EVENT_FIELDS)
     return "\n".join(lines) + "\n"
 
 

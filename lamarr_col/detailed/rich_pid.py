@@ -1,0 +1,163 @@
+"""RICH particle identification of the reconstructed tracks: DLLs from the photons of the event.
+
+For each read-out radiator (:func:`.rich_photons.radiators`) and each track with a momentum
+(long, upstream and downstream tracks in RICH1; long and downstream tracks in RICH2):
+
+1. the track's direction through the radiator from the reconstruction only: the fitted state
+   at its first hit taken through the field to the radiator's entrance, middle and exit
+   (RICH1), or the straight line of its T hits (RICH2); the track is in the radiator when
+   both its entrance and exit points lie inside the RICH's acceptance;
+2. for each mass hypothesis e, μ, π, K, p, from the reconstructed momentum: the expected
+   Cherenkov angle (cos θ = 1/(nβ)) and photon yield (``photoelectrons · sin²θ/sin²θmax``; 0
+   below threshold);
+3. every photon of the event in that radiator, from any particle or noise, can belong to any
+   track: the global event likelihood of :func:`lamarr_col.kernels.rich.rich_likelihood`
+   (rings of all tracks at their current best hypotheses over a flat background, two passes)
+   gives each track's log-likelihood differences to the pion. The flat background density is
+   the photons not expected from the tracks (at the pion hypothesis), spread over the
+   radiator's angular acceptance, at least the noise density.
+
+The DLLs of the radiators add up (the photons of the two RICHes are independent). A track in
+no radiator has no RICH information (flag false, DLLs 0); a hypothesis is "above threshold"
+when it would radiate in at least one radiator the track crosses.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from lamarr_col.detailed.rich_photons import RichPhotons
+from lamarr_col.detector.conditions import ConditionSet, Rich, RichRadiator
+from lamarr_col.kernels.rich import rich_likelihood
+from lamarr_col.kernels.rk import transport
+
+__all__ = [
+    "HYPOTHESES",
+    "MASSES",
+    "PION",
+    "RichPid",
+    "expected_rings",
+    "rich1_directions",
+    "track_likelihoods",
+]
+
+#: Mass hypotheses, in the order of the DLL columns (MeV) [PDG]
+HYPOTHESES = ("e", "mu", "pi", "k", "p")
+MASSES = np.array([0.51099895, 105.6583755, 139.57039, 493.677, 938.27208816])
+PION = 2
+#: Half width of a ring's photon window, in per-photon resolutions
+WINDOW = 4.0
+#: Passes of the global likelihood (1: every other track a pion)
+ITERATIONS = 2
+
+
+@dataclass(frozen=True)
+class RichPid:
+    """Per track (t,): ``dll`` (t, 5) over HYPOTHESES (π column 0), ``used`` (t, r) whether
+    each radiator saw the track, ``above`` (t, 5) hypothesis above threshold in a radiator the
+    track crossed, ``best`` (t,) int8 the most likely hypothesis (π without information)."""
+
+    dll: npt.NDArray[np.float64]
+    used: npt.NDArray[np.bool_]
+    above: npt.NDArray[np.bool_]
+    best: npt.NDArray[np.int8]
+
+
+def expected_rings(
+    p: npt.NDArray[np.float64], radiator: RichRadiator
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """Expected angle θ (t, 5) (rad, 0 below threshold) and yield N (t, 5) per hypothesis for
+    momenta ``p`` (MeV)."""
+    beta = p[:, None] / np.sqrt(p[:, None] ** 2 + MASSES[None, :] ** 2)
+    nb = radiator.n * beta
+    above = nb > 1.0
+    sin2 = np.where(above, 1.0 - 1.0 / np.where(above, nb * nb, 1.0), 0.0)
+    n_exp = radiator.photoelectrons * sin2 / (1.0 - 1.0 / radiator.n**2)
+    return np.arcsin(np.sqrt(sin2)), n_exp
+
+
+def _inside(rich: Rich, x: npt.NDArray, y: npt.NDArray, z: float) -> npt.NDArray[np.bool_]:
+    ax, ay = np.abs(x), np.abs(y)
+    outer = (ax <= rich.tx_max * z) & (ay <= rich.ty_max * z)
+    hole = (ax < rich.tx_min * z) & (ay < rich.ty_min * z)
+    return outer & ~hole
+
+
+def rich1_directions(
+    first: npt.NDArray[np.float64], conditions: ConditionSet, radiator: RichRadiator
+) -> npt.NDArray[np.float64]:
+    """States (t, 3, 6) at the radiator's entrance, middle and exit from the fitted states
+    ``first`` (t, 6) through the field (RK4, 100 mm steps); NaN where a fit failed."""
+    z = np.array([radiator.z_min, 0.5 * (radiator.z_min + radiator.z_max), radiator.z_max])
+    out = np.full((len(first), 3, 6), np.nan)
+    good = np.flatnonzero(np.all(np.isfinite(first), axis=1) & (first[:, 5] != 0.0))
+    if len(good):
+        fld = conditions.field
+        buf = np.empty((len(good), 3, 6))
+        transport(np.ascontiguousarray(first[good]), z, fld.z0, fld.dz, fld.by, 100.0, buf)
+        out[good] = buf
+    return out
+
+
+def track_likelihoods(
+    photons: RichPhotons,
+    rich: Rich,
+    radiator: RichRadiator,
+    event: npt.NDArray[np.int64],
+    p: npt.NDArray[np.float64],
+    entrance: npt.NDArray[np.float64],
+    middle: npt.NDArray[np.float64],
+    exit_: npt.NDArray[np.float64],
+    usable: npt.NDArray[np.bool_],
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
+    """DLL (t, 5), used (t,) and above-threshold (t, 5) of the tracks in one radiator.
+
+    ``event`` (t,) batch event of each track (sorted), ``p`` (t,) reconstructed momentum
+    (MeV), ``entrance``, ``middle``, ``exit_`` (t, ≥5) reconstructed x, y, z, tx, ty there,
+    ``usable`` (t,) the tracks with a momentum measurement."""
+    n = len(p)
+    used = (
+        usable
+        & np.isfinite(p)
+        & np.all(np.isfinite(middle[:, :5]), axis=1)
+        & _inside(rich, entrance[:, 0], entrance[:, 1], radiator.z_min)
+        & _inside(rich, exit_[:, 0], exit_[:, 1], radiator.z_max)
+    )
+    theta, n_exp = expected_rings(np.where(used, p, 1.0), radiator)
+    n_exp[~used] = 0.0
+    above = n_exp > 0.0
+    sel = np.flatnonzero(used)
+    n_events = len(photons.offsets) - 1
+    track_offsets = np.searchsorted(event[sel], np.arange(n_events + 1)).astype(np.int64)
+    # flat background: photons not expected from the tracks, over the widened acceptance
+    half_x = rich.tx_max + math.acos(1.0 / radiator.n)
+    half_y = rich.ty_max + math.acos(1.0 / radiator.n)
+    area = 4.0 * half_x * half_y
+    n_ph = np.diff(photons.offsets).astype(np.float64)
+    expected = np.bincount(event[sel], n_exp[sel, PION], minlength=n_events)
+    floor = max(rich.noise, 1.0) / area
+    background = np.maximum((n_ph - expected) / area, floor)
+    dll = np.zeros((len(sel), len(HYPOTHESES)))
+    best = np.zeros(len(sel), dtype=np.int8)
+    rich_likelihood(
+        np.ascontiguousarray(np.stack([photons.x, photons.y], axis=1)),
+        photons.offsets,
+        np.ascontiguousarray(middle[sel][:, 3:5]),
+        track_offsets,
+        np.ascontiguousarray(theta[sel]),
+        np.ascontiguousarray(n_exp[sel]),
+        np.full(len(sel), radiator.resolution),
+        np.ascontiguousarray(background),
+        PION,
+        WINDOW,
+        ITERATIONS,
+        dll,
+        best,
+    )
+    out = np.zeros((n, len(HYPOTHESES)))
+    out[sel] = dll
+    return out, used, above
