@@ -134,9 +134,10 @@ def test_cli_tables(tmp_path, capsys):
 
 
 def test_pid_columns_follow_the_track(batch):
-    table, _, events = batch
+    table, _, _ = batch
     none = table["track_type"] == 0
-    assert none.any() and (~none).any()
+    assert none.any()
+    assert (~none).any()
     assert np.all(np.isnan(table["pid_k"][none]))
     assert not table["is_muon"][none].any()
     assert not table["rich_used_r1"][none].any()
