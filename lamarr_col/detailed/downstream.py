@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from lamarr_col.detailed.transport import REASONS, TransportResult, transport_particles
+from lamarr_col.detailed.transport import COLUMNS, REASONS, TransportResult, transport_particles
 from lamarr_col.detector.conditions import GROUPS, ConditionSet
 
 __all__ = ["DOWNSTREAM_STEP", "DownstreamTransport", "last_t_z", "transport_downstream"]
@@ -72,7 +72,7 @@ def transport_downstream(
     born = (vz > z_t) & (charge != 0.0) & (np.asarray(columns["pz"], dtype=np.float64) > 0.0)
     rows = np.flatnonzero(going | born)
     cont = going[rows]
-    cols = {k: np.asarray(columns[k])[rows].copy() for k in columns}
+    cols = {k: np.asarray(columns[k])[rows].copy() for k in COLUMNS}
     s = at_t[rows[cont]]
     p = np.abs(charge[rows[cont]] / s[:, 5])
     pz = p / np.sqrt(1.0 + s[:, 3] ** 2 + s[:, 4] ** 2)

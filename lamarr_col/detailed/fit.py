@@ -38,6 +38,7 @@ from lamarr_col.detailed.hits import Hits, inside
 from lamarr_col.detailed.materials import get_material
 from lamarr_col.detailed.transport import PLANE_MATERIALS, foil_inputs
 from lamarr_col.detector.conditions import GROUPS, ConditionSet
+from lamarr_col.kernels.acceptance import TRACK_TYPES
 from lamarr_col.kernels.field import KAPPA
 from lamarr_col.kernels.fit_entries import TABLE_ROWS, build_fit_entries, seed_lines
 from lamarr_col.kernels.kalman import ENTRY_FIELDS, fit_kalman
@@ -49,12 +50,14 @@ __all__ = [
     "build_entries",
     "build_entries_reference",
     "fit_tracks",
+    "reference_states",
     "seed_states",
     "seed_states_reference",
     "tracks_from_lists",
 ]
 
 PION_MASS = 139.57039  # MeV
+_WITH_VELO = (TRACK_TYPES["VELO"], TRACK_TYPES["LONG"], TRACK_TYPES["UPSTREAM"])
 _MAGNET_Z = 3000.0  # mm; straight-line material check upstream of this
 
 
@@ -102,6 +105,17 @@ class TrackHits:
 
     def __len__(self) -> int:
         return len(self.offsets) - 1
+
+
+def reference_states(
+    track_type: npt.NDArray[np.integer], fit: FitResult
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """Each track's reference state (t, 6) and covariance (t, 5, 5): closest to the beam for
+    tracks with a VELO segment (VELO, long, upstream), at the first hit for the others."""
+    at_beam = np.isin(track_type, _WITH_VELO)
+    state = np.where(at_beam[:, None], fit.beam, fit.first)
+    cov = np.where(at_beam[:, None, None], fit.cov_beam, fit.cov_first)
+    return state, cov
 
 
 def tracks_from_lists(track_hits: Sequence[npt.ArrayLike]) -> TrackHits:

@@ -72,8 +72,7 @@ class MuonHits:
 
 
 def id_stations(conditions: ConditionSet) -> tuple[MuonStation, ...]:
-    """The stations M2–M5 of ``conditions`` in slot order (a ConfigError-free lookup: the
-    condition-set loader requires the muon table; a missing station is an error here)."""
+    """The stations M2–M5 of ``conditions`` in slot order (ValueError if one is missing)."""
     by_name = {s.name: s for s in conditions.muon_stations}
     missing = [n for n in ID_STATIONS if n not in by_name]
     if missing:
@@ -114,13 +113,16 @@ def make_muon_hits(
     events: npt.NDArray[np.uint64],
     index_in_event: npt.NDArray[np.int64],
     particle_event_index: npt.NDArray[np.int64],
+    event_numbers: npt.NDArray[np.int64],
     n_tracks: npt.NDArray[np.int64],
     *,
     seed: int,
 ) -> MuonHits:
-    """The hits of M2–M5 (see the module docstring). ``events``, ``index_in_event`` and
-    ``particle_event_index`` are the flat particle columns of the tracking chain (``down.rows``
-    index them); ``n_tracks`` (e,) the reconstructed tracks of each event of the batch."""
+    """The hits of M2–M5 (see the module docstring). ``events`` (event number),
+    ``index_in_event`` and ``particle_event_index`` (position of the event in the batch) are
+    flat particle columns of the tracking chain (``down.rows`` index them); ``event_numbers``
+    (e,) the event number of each event of the batch (−1 for one without particles) and
+    ``n_tracks`` (e,) its reconstructed tracks."""
     keys = EventKeys(seed)
     stations = id_stations(conditions)
     names = conditions.plane_names()
@@ -192,7 +194,7 @@ def make_muon_hits(
 
     # 3. background, uniform in each region, at a rate following the event's track count
     n_events = len(n_tracks)
-    first_number = _event_numbers(events, particle_event_index, n_events)
+    ok = event_numbers >= 0
     for slot, st in enumerate(stations):
         if not st.background:
             continue
@@ -201,14 +203,14 @@ def make_muon_hits(
             hx, hy = f * st.x_max, f * st.y_max
             area_cm2 = 4.0 * (hx * hy - inner_x * inner_y) / 100.0
             mean = st.background[r] * area_cm2 * n_tracks / 100.0
-            ok = first_number >= 0
             c = _counter(BACKGROUND, np.full(n_events, r), slot, 0)
             count = np.zeros(n_events, dtype=np.int64)
-            u = keys.uniform(_STREAM, first_number[ok].astype(np.uint64), c[ok])
+            u = keys.uniform(_STREAM, event_numbers[ok].astype(np.uint64), c[ok])
             count[ok] = _poisson_large(u, np.asarray(mean[ok], dtype=np.float64))
             ev = np.repeat(np.arange(n_events), count)
             k = np.arange(len(ev)) - np.repeat(np.cumsum(count) - count, count)
-            nums = first_number[ev].astype(np.uint64)
+            nums = event_numbers[ev].astype(np.uint64)
+            region_of = np.full(len(ev), r)
             # uniform in the frame between the inner rectangle and this one, by rejection
             # from its bounding box with up to 8 tries per hit
             x = np.zeros(len(ev))
@@ -216,12 +218,8 @@ def make_muon_hits(
             todo = np.ones(len(ev), dtype=bool)
             for attempt in range(8):
                 base = 1 + 16 * k + 2 * attempt
-                ux = keys.uniform(
-                    _STREAM, nums, _counter(BACKGROUND, np.full(len(ev), r), slot, base)
-                )
-                uy = keys.uniform(
-                    _STREAM, nums, _counter(BACKGROUND, np.full(len(ev), r), slot, base + 1)
-                )
+                ux = keys.uniform(_STREAM, nums, _counter(BACKGROUND, region_of, slot, base))
+                uy = keys.uniform(_STREAM, nums, _counter(BACKGROUND, region_of, slot, base + 1))
                 cx, cy = (2.0 * ux - 1.0) * hx, (2.0 * uy - 1.0) * hy
                 good = todo & ~((np.abs(cx) < inner_x) & (np.abs(cy) < inner_y))
                 x[good], y[good] = cx[good], cy[good]
@@ -231,15 +229,6 @@ def make_muon_hits(
             add(slot, st, x[done], y[done], ev[done], no_row, 2)
             inner_x, inner_y = hx, hy
     return _assemble(parts, n_events, len(stations))
-
-
-def _event_numbers(
-    events: npt.NDArray[np.uint64], ev_pos: npt.NDArray[np.int64], n_events: int
-) -> npt.NDArray[np.int64]:
-    """The event number of each batch event (−1 for an event without particles)."""
-    out = np.full(n_events, -1, dtype=np.int64)
-    out[ev_pos] = events.astype(np.int64)
-    return out
 
 
 def _poisson_large(u: npt.NDArray[np.float64], mean: npt.NDArray[np.float64]) -> npt.NDArray:

@@ -27,11 +27,8 @@ import numpy as np
 import numpy.typing as npt
 
 from lamarr_col.detailed.downstream import last_t_z
-from lamarr_col.detailed.hits import Hits
-from lamarr_col.detailed.matching import segment_lines
 from lamarr_col.detailed.materials import get_material
 from lamarr_col.detailed.muon_hits import MuonHits, id_stations, pads
-from lamarr_col.detailed.recognition import FoundTracks
 from lamarr_col.detailed.transport import PLANE_MATERIALS
 from lamarr_col.detector.conditions import GROUPS, ConditionSet
 from lamarr_col.kernels.material import mean_energy_loss
@@ -105,9 +102,9 @@ def extrapolation_sigma(
             corr = np.maximum(1.0 + 0.038 * np.log(t / (beta * beta)), 0.0)
             theta0 = 13.6 / (beta * mom) * np.sqrt(t) * corr
         length = planes["x0"][j] * material.radiation_length_mm * path
-        d = np.maximum(z_st - z, 0.0)[None, :]
-        var += np.where(d > 0, (theta0**2)[:, None] * (d * d + d * length[:, None]), 0.0)
-        var += np.where(d > 0, (theta0**2 * length**2 / 3.0)[:, None], 0.0)
+        d = (z_st - z)[None, :]
+        spread = (theta0**2)[:, None] * (d * d + d * length[:, None] + (length**2 / 3.0)[:, None])
+        var += np.where(d > 0, spread, 0.0)
         # the mean loss lowers the momentum seen by the layers behind
         states[:, 5] = np.where(mom > 0, 1.0 / np.maximum(mom, 1e-9), 0.0)
         grams = planes["x0"][j] * material.radiation_length
@@ -118,20 +115,20 @@ def extrapolation_sigma(
 
 
 def muon_id(
-    hits: Hits,
-    found: FoundTracks,
+    lines: npt.NDArray[np.float64],
+    track_event: npt.NDArray[np.integer],
     p: npt.NDArray[np.float64],
     muon_hits: MuonHits,
     conditions: ConditionSet,
     with_momentum: npt.NDArray[np.bool_],
 ) -> MuonId:
-    """isMuon, acceptance and D² of the tracks of ``found`` (see the module docstring); ``p``
-    (t,) their reconstructed momentum (MeV), ``with_momentum`` (t,) the tracks to identify."""
-    n = len(found)
+    """isMuon, acceptance and D² of the tracks (see the module docstring): ``lines`` (t, 5)
+    x, y, z, tx, ty of their T segments (:func:`.matching.segment_lines`, NaN without one),
+    ``track_event`` (t,) their batch event, ``p`` (t,) reconstructed momentum (MeV),
+    ``with_momentum`` (t,) the tracks to identify."""
+    n = len(lines)
     stations = id_stations(conditions)
     n_st = len(stations)
-    owner = np.repeat(np.arange(n), np.diff(found.hit_offsets))
-    lines = segment_lines(hits, conditions, owner, found.hit_index, n, "T")
     ok = with_momentum & np.all(np.isfinite(lines), axis=1) & np.isfinite(p) & (p > 0)
     extrap = np.full((n, n_st, 2), np.nan)
     foi = np.full((n, n_st, 2), np.nan)
@@ -160,7 +157,7 @@ def muon_id(
     closest_hits(
         np.ascontiguousarray(np.stack([muon_hits.x, muon_hits.y], axis=1)),
         muon_hits.offsets,
-        found.event.astype(np.int64),
+        np.asarray(track_event, dtype=np.int64),
         extrap,
         foi,
         scale,

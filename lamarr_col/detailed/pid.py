@@ -18,7 +18,6 @@ one value per found track in the order of ``out.found``.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -26,7 +25,9 @@ import awkward as ak
 import numpy as np
 import numpy.typing as npt
 
+from lamarr_col.detailed.clock import StageClock
 from lamarr_col.detailed.downstream import DownstreamTransport, transport_downstream
+from lamarr_col.detailed.fit import reference_states
 from lamarr_col.detailed.matching import segment_lines
 from lamarr_col.detailed.muon_hits import MuonHits, make_muon_hits
 from lamarr_col.detailed.muon_id import MuonId, muon_id
@@ -43,7 +44,6 @@ if TYPE_CHECKING:
 __all__ = ["PidOutput", "reconstructed_momentum", "run_pid"]
 
 _T = TRACK_TYPES
-_WITH_VELO = (_T["VELO"], _T["LONG"], _T["UPSTREAM"])
 #: track types identified in each kind of radiator: before the magnet, after the T stations
 _BEFORE_MAGNET = (_T["LONG"], _T["UPSTREAM"], _T["DOWNSTREAM"])
 _AFTER_T = (_T["LONG"], _T["DOWNSTREAM"])
@@ -64,8 +64,7 @@ class PidOutput:
 
 def reconstructed_momentum(out: TrackingOutput) -> npt.NDArray[np.float64]:
     """|p| (MeV) of each found track from its reference state (NaN for a failed fit)."""
-    at_beam = np.isin(out.found.track_type, _WITH_VELO)
-    qop = np.where(at_beam, out.fit.beam[:, 5], out.fit.first[:, 5])
+    qop = reference_states(out.found.track_type, out.fit)[0][:, 5]
     with np.errstate(divide="ignore"):
         return np.abs(1.0 / qop)
 
@@ -80,15 +79,7 @@ def run_pid(
 ) -> PidOutput:
     """The steps of the module docstring. ``muon_table`` defaults to the condition set's
     stored table; ``timings`` as in :func:`.simulate.run_tracking`."""
-    clock = time.perf_counter()
-
-    def tick(stage: str) -> None:
-        nonlocal clock
-        now = time.perf_counter()
-        if timings is not None:
-            timings[stage] = timings.get(stage, 0.0) + now - clock
-        clock = now
-
+    tick = StageClock(timings)
     found, fit = out.found, out.fit
     n_events = len(out.events)
     ev_pos = out.particle_event_index
@@ -105,17 +96,24 @@ def run_pid(
     )
     tick("pid_transport")
     mhits = make_muon_hits(
-        down, conditions, particle_numbers, out.index_in_event, ev_pos, n_tracks, seed=seed
+        down,
+        conditions,
+        particle_numbers,
+        out.index_in_event,
+        ev_pos,
+        event_numbers,
+        n_tracks,
+        seed=seed,
     )
-    mid = muon_id(out.hits, found, p, mhits, conditions, np.isin(track_type, _AFTER_T))
+    owner = np.repeat(np.arange(len(found)), np.diff(found.hit_offsets))
+    t_lines = segment_lines(out.hits, conditions, owner, found.hit_index, len(found), "T")
+    mid = muon_id(t_lines, found.event, p, mhits, conditions, np.isin(track_type, _AFTER_T))
     table = muon_table if muon_table is not None else load_table(conditions.name)
     mu_ll, bg_ll = table.evaluate(p, mid.d2)
     mu_ll = np.where(mid.is_muon, mu_ll, 0.0)
     bg_ll = np.where(mid.is_muon, bg_ll, 0.0)
     tick("muon")
 
-    owner = np.repeat(np.arange(len(found)), np.diff(found.hit_offsets))
-    t_lines = segment_lines(out.hits, conditions, owner, found.hit_index, len(found), "T")
     pairs = radiators(conditions)
     dll = np.zeros((len(found), len(HYPOTHESES)))
     above = np.zeros((len(found), len(HYPOTHESES)), dtype=bool)
@@ -175,9 +173,7 @@ def run_pid(
         "pid_p": dll[:, hyp["p"]],
     }
     fields = {
-        k: np.ascontiguousarray(v, dtype=TRACK_PID_FIELDS[k].dtype)
-        for k, v in fields.items()
-        if k in TRACK_PID_FIELDS
+        k: np.ascontiguousarray(v, dtype=TRACK_PID_FIELDS[k].dtype) for k, v in fields.items()
     }
     return PidOutput(down, mhits, mid, tuple(photons), used, fields, n_tracks)
 

@@ -39,7 +39,7 @@ from lamarr_col.detector.conditions import ConditionSet, Rich, RichRadiator
 from lamarr_col.errors import ConfigError
 from lamarr_col.rng import EventKeys, box_muller, poisson_from_uniform
 
-__all__ = ["MAX_PHOTONS", "RichPhotons", "emit_photons", "radiators"]
+__all__ = ["MAX_PHOTONS", "RichPhotons", "emit_photons", "plane_half_widths", "radiators"]
 
 _STREAM = "rich"
 #: photons drawn per particle and radiator at most (the mean is below 60 for any shipped set)
@@ -76,8 +76,11 @@ def radiators(conditions: ConditionSet) -> list[tuple[Rich, RichRadiator]]:
     return sorted(out, key=lambda pair: pair[1].z_min)
 
 
-def _plane(result: TransportResult, label: str) -> int:
-    return result.plane_names.index(label)
+def plane_half_widths(rich: Rich, radiator: RichRadiator) -> tuple[float, float]:
+    """Half widths (rad) of the detector plane in angle space: the RICH's acceptance widened
+    by the largest ring of the radiator (where the noise lies)."""
+    widest = math.acos(1.0 / radiator.n)
+    return rich.tx_max + widest, rich.ty_max + widest
 
 
 def emit_photons(
@@ -102,8 +105,8 @@ def emit_photons(
     in the batch by ``particle_event_index``); ``event_numbers`` (e,) the event number of each
     batch event (−1 for one without particles: it gets no noise)."""
     keys = EventKeys(seed)
-    j_in = _plane(transport, f"{rich.name}/entrance")
-    j_out = _plane(transport, f"{rich.name}/exit")
+    j_in = transport.plane_names.index(f"{rich.name}/entrance")
+    j_out = transport.plane_names.index(f"{rich.name}/exit")
     entering = np.flatnonzero(
         transport.crossed[:, j_in] & np.isfinite(transport.states[:, j_in, 5])
     )
@@ -147,8 +150,7 @@ def emit_photons(
     emitter = rows_e[who]
 
     # noise, uniform over the acceptance widened by the largest ring
-    half_x = rich.tx_max + math.acos(1.0 / radiator.n)
-    half_y = rich.ty_max + math.acos(1.0 / radiator.n)
+    half_x, half_y = plane_half_widths(rich, radiator)
     has = np.flatnonzero(event_numbers >= 0)
     nb_num = event_numbers[has].astype(np.uint64)
     nbase = _NOISE + np.uint64(slot) * (np.uint64(1) << np.uint64(32))

@@ -24,13 +24,12 @@ when it would radiate in at least one radiator the track crosses.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 
-from lamarr_col.detailed.rich_photons import RichPhotons
+from lamarr_col.detailed.rich_photons import RichPhotons, plane_half_widths
 from lamarr_col.detector.conditions import ConditionSet, Rich, RichRadiator
 from lamarr_col.kernels.rich import rich_likelihood
 from lamarr_col.kernels.rk import transport
@@ -134,8 +133,7 @@ def track_likelihoods(
     n_events = len(photons.offsets) - 1
     track_offsets = np.searchsorted(event[sel], np.arange(n_events + 1)).astype(np.int64)
     # flat background: photons not expected from the tracks, over the widened acceptance
-    half_x = rich.tx_max + math.acos(1.0 / radiator.n)
-    half_y = rich.ty_max + math.acos(1.0 / radiator.n)
+    half_x, half_y = plane_half_widths(rich, radiator)
     area = 4.0 * half_x * half_y
     n_ph = np.diff(photons.offsets).astype(np.float64)
     expected = np.bincount(event[sel], n_exp[sel, PION], minlength=n_events)

@@ -25,7 +25,6 @@ event) only, never on the batch.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,8 +32,9 @@ import awkward as ak
 import numpy as np
 import numpy.typing as npt
 
+from lamarr_col.detailed.clock import StageClock
 from lamarr_col.detailed.decays_in_flight import decay_in_flight
-from lamarr_col.detailed.fit import FitResult, fit_tracks, seed_states
+from lamarr_col.detailed.fit import FitResult, fit_tracks, reference_states, seed_states
 from lamarr_col.detailed.ghosts import ghost_probability
 from lamarr_col.detailed.hits import NOISE_FRACTION, Hits, make_hits
 from lamarr_col.detailed.matching import MatchingRules, segment_lines
@@ -172,9 +172,7 @@ def _fit(hits: Hits, found: FoundTracks, conditions: ConditionSet, step: float) 
 
 def _track_record(found: FoundTracks, fit: FitResult, index: npt.NDArray[np.int64]) -> dict:
     """Flat ``tracks`` fields (TRACK_FIELDS) of the fitted tracks."""
-    at_beam = np.isin(found.track_type, _WITH_VELO)
-    state = np.where(at_beam[:, None], fit.beam, fit.first)
-    cov = np.where(at_beam[:, None, None], fit.cov_beam, fit.cov_first)
+    state, cov = reference_states(found.track_type, fit)
     tx, ty, qop = state[:, 3], state[:, 4], state[:, 5]
     with np.errstate(divide="ignore", invalid="ignore"):
         p = 1.0 / np.abs(qop)
@@ -218,7 +216,7 @@ def run_tracking(
 ) -> TrackingOutput:
     """The chain of the module docstring, keeping every intermediate product. ``timings``, when
     given, receives the wall time (s) of each stage, added to what it holds."""
-    clock = _Clock(timings)
+    clock = StageClock(timings)
     if options.decays_in_flight:
         events = decay_in_flight(events, seed=seed)
     clock("decays_in_flight")
@@ -268,20 +266,6 @@ def run_tracking(
     return TrackingOutput(events, transport, hits, found, fit, ev_pos, cols, index)
 
 
-class _Clock:
-    """Adds the time since the previous call to ``timings[stage]`` (no-op without a dict)."""
-
-    def __init__(self, timings: dict[str, float] | None) -> None:
-        self.timings = timings
-        self.last = time.perf_counter()
-
-    def __call__(self, stage: str) -> None:
-        now = time.perf_counter()
-        if self.timings is not None:
-            self.timings[stage] = self.timings.get(stage, 0.0) + now - self.last
-        self.last = now
-
-
 def simulate_tracking(
     events: ak.Array,
     conditions: ConditionSet,
@@ -305,7 +289,7 @@ def assemble_outputs(
     and the flat ``tracks`` fields (one entry per found track, in the order of
     ``out.found``); with ``pid`` (:func:`.pid.run_pid` of the same output) the tracks carry
     the PID fields and the events ``n_tracks``."""
-    clock = _Clock(timings)
+    clock = StageClock(timings)
     n_events = len(out.events)
     per_event = np.bincount(out.found.event, minlength=n_events)
     offsets = np.zeros(n_events + 1, dtype=np.int64)
