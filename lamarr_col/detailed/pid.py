@@ -33,7 +33,7 @@ from lamarr_col.detailed.muon_hits import MuonHits, make_muon_hits
 from lamarr_col.detailed.muon_id import MuonId, muon_id
 from lamarr_col.detailed.muon_likelihood import MuonLikelihoodTable, load_table
 from lamarr_col.detailed.rich_photons import RichPhotons, emit_photons, radiators
-from lamarr_col.detailed.rich_pid import HYPOTHESES, rich1_directions, track_likelihoods
+from lamarr_col.detailed.rich_pid import HYPOTHESES, radiator_states, track_likelihoods
 from lamarr_col.detector.conditions import ConditionSet
 from lamarr_col.event.schema import TRACK_PID_FIELDS
 from lamarr_col.kernels.acceptance import TRACK_TYPES
@@ -138,15 +138,17 @@ def run_pid(
             seed=seed,
         )
         photons.append(ph)
+        states = radiator_states(fit.first, conditions, rad)
         if before_t:
-            states = rich1_directions(fit.first, conditions, rad)
             usable = np.isin(track_type, _BEFORE_MAGNET) & fit.ok
-            ent, mid_state, ext = states[:, 0], states[:, 1], states[:, 2]
         else:
             usable = np.isin(track_type, _AFTER_T) & fit.ok
-            ent, mid_state, ext = (
-                _line_at(t_lines, z) for z in (rad.z_min, 0.5 * (rad.z_min + rad.z_max), rad.z_max)
-            )
+            z_at = (rad.z_min, 0.5 * (rad.z_min + rad.z_max), rad.z_max)
+            for k, z in enumerate(z_at):
+                line = _line_at(t_lines, z)
+                states[:, k, 0] = line[:, 0]
+                states[:, k, 3] = line[:, 3]
+        ent, mid_state, ext = states[:, 0], states[:, 1], states[:, 2]
         d, u, a = track_likelihoods(ph, rich, rad, found.event, p, ent, mid_state, ext, usable)
         dll += d
         used[:, slot] = u

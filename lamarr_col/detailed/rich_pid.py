@@ -5,8 +5,11 @@ For each read-out radiator (:func:`.rich_photons.radiators`) and each track with
 
 1. the track's direction through the radiator from the reconstruction only: the fitted state
    at its first hit taken through the field to the radiator's entrance, middle and exit
-   (RICH1), or the straight line of its T hits (RICH2); the track is in the radiator when
-   both its entrance and exit points lie inside the RICH's acceptance;
+   (RICH1); beyond the magnet (RICH2), x and tx from the straight line of its T hits and y,
+   ty from the fitted state taken through the field (the T stations measure y only through
+   their stereo layers, ten times worse than x; the VELO fixes ty, which the vertical field
+   leaves almost unchanged); the track is in the radiator when both its entrance and exit
+   points lie inside the RICH's acceptance;
 2. for each mass hypothesis e, μ, π, K, p, from the reconstructed momentum: the expected
    Cherenkov angle (cos θ = 1/(nβ)) and photon yield (``photoelectrons · sin²θ/sin²θmax``; 0
    below threshold);
@@ -40,8 +43,9 @@ __all__ = [
     "PION",
     "RichPid",
     "expected_rings",
-    "rich1_directions",
+    "radiator_states",
     "track_likelihoods",
+    "track_resolution",
 ]
 
 #: Mass hypotheses, in the order of the DLL columns (MeV) [PDG]
@@ -79,6 +83,19 @@ def expected_rings(
     return np.arcsin(np.sqrt(sin2)), n_exp
 
 
+def track_resolution(
+    p: npt.NDArray[np.float64], rich: Rich, radiator: RichRadiator
+) -> npt.NDArray[np.float64]:
+    """Expected spread (rad) of a track's photon angles around its ring for momenta ``p``
+    (MeV): the per-photon resolution ⊕ the track's change of direction through the RICH's own
+    material (Highland, ``rich.x0`` radiation lengths, β = 1), which the reconstructed
+    direction cannot follow (a few tenths of a mrad at 10 GeV, the per-photon term dominates
+    above)."""
+    t = max(rich.x0, 1e-6)
+    theta0 = 13.6 / p * np.sqrt(t) * (1.0 + 0.038 * np.log(t))
+    return np.sqrt(radiator.resolution**2 + theta0**2)
+
+
 def _inside(rich: Rich, x: npt.NDArray, y: npt.NDArray, z: float) -> npt.NDArray[np.bool_]:
     ax, ay = np.abs(x), np.abs(y)
     outer = (ax <= rich.tx_max * z) & (ay <= rich.ty_max * z)
@@ -86,7 +103,7 @@ def _inside(rich: Rich, x: npt.NDArray, y: npt.NDArray, z: float) -> npt.NDArray
     return outer & ~hole
 
 
-def rich1_directions(
+def radiator_states(
     first: npt.NDArray[np.float64], conditions: ConditionSet, radiator: RichRadiator
 ) -> npt.NDArray[np.float64]:
     """States (t, 3, 6) at the radiator's entrance, middle and exit from the fitted states
@@ -148,7 +165,7 @@ def track_likelihoods(
         track_offsets,
         np.ascontiguousarray(theta[sel]),
         np.ascontiguousarray(n_exp[sel]),
-        np.full(len(sel), radiator.resolution),
+        track_resolution(p[sel], rich, radiator),
         np.ascontiguousarray(background),
         PION,
         WINDOW,
