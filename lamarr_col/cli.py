@@ -199,7 +199,10 @@ def _add_job_arguments(gen: argparse.ArgumentParser, *, report: bool = False) ->
     py.add_argument("--preset", default="minbias", help="minbias, bbbar or ccbar")
     py.add_argument("--sqrt-s", type=float, default=13.6, help="centre-of-mass energy in TeV")
     py.add_argument(
-        "--pileup", type=float, default=None, help="mean pp collisions per crossing ν (Run 3: 7.6)"
+        "--pileup",
+        type=float,
+        default=None,
+        help="mean pp collisions per crossing ν (Run 3: 7.6; detailed commands: the condition set's)",
     )
     py.add_argument(
         "--fixed-pileup", action="store_true", help="exactly --pileup collisions in every crossing"
@@ -478,6 +481,8 @@ def _detailed_setup(args: argparse.Namespace) -> tuple[Any, Any]:
     from lamarr_col.detector import load_conditions
 
     conditions = load_conditions(args.conditions, args.polarity)
+    if getattr(args, "source", None) == "pythia" and getattr(args, "pileup", 0.0) is None:
+        args.pileup = conditions.pileup.nu  # Pythia crossings at the detector's own pile-up
     return conditions, DetailedOptions(decays_in_flight=not args.no_decays_in_flight)
 
 
@@ -542,6 +547,8 @@ REPORT_EVENTS = 1000
 #: Default condition set of `lamarr-col detailed-report`: the detector LHCb's published
 #: performance figures were measured with (Run 1–2); see docs/detailed.md.
 REPORT_CONDITIONS = "lhcb-run2"
+#: Default crossings with an embedded muon gun of `lamarr-col detailed-report` (isMuon).
+REPORT_MUON_EVENTS = 200
 
 
 def _add_report_parser(sub: Any) -> None:
@@ -550,10 +557,10 @@ def _add_report_parser(sub: Any) -> None:
         help="calibration report of the detailed simulation against LHCb's performance",
         description=(
             "Generate or read events as `generate` does (default: Pythia8 minimum bias at "
-            "Run 3 pile-up), run the detailed simulation's tracking and write the calibration "
+            "the condition set's pile-up), run the detailed simulation's tracking and write the calibration "
             "report into a directory: plots, report.md and report.json with each figure of "
             "merit (momentum, IP and PV resolution, long-track efficiency and its losses, "
-            "ghost rate), the published LHCb value, its source and PASS/FAIL per band "
+            "ghost rate, K/π and muon identification), the published LHCb value, its source and PASS/FAIL per band "
             "(docs/detailed.md). The default condition set is lhcb-run2, the detector the "
             "published figures were measured with; --conditions lhcb-run3 shows the Upgrade "
             "I detector against the same figures (its VELO is closer to the beam: better IP "
@@ -563,20 +570,33 @@ def _add_report_parser(sub: Any) -> None:
     )
     _add_job_arguments(rep, report=True)
     _add_detailed_arguments(rep)
+    rep.add_argument(
+        "--muon-events",
+        type=int,
+        default=REPORT_MUON_EVENTS,
+        metavar="N",
+        help=(
+            "Pythia crossings with an embedded muon gun for the isMuon efficiency "
+            "(0: measure it on the main sample's few muons)"
+        ),
+    )
     rep.set_defaults(conditions=REPORT_CONDITIONS)
 
 
 def _detailed_report(args: argparse.Namespace) -> int:
     """`lamarr-col detailed-report`: simulate, accumulate the calibration counts, write."""
+    import dataclasses
     import time
 
     from lamarr_col import __version__
-    from lamarr_col.detailed.calibration import calibrate, check_bands, figures
+    from lamarr_col.detailed.calibration import calibrate, calibrate_muons, check_bands, figures
     from lamarr_col.detailed.calibration_report import format_table, write_report
 
     output = Path(args.output)
     if output.exists() and not output.is_dir():
         raise ConfigError(f"--output {output}: exists and is not a directory")
+    if args.muon_events < 0:
+        raise ConfigError(f"--muon-events {args.muon_events}: must be 0 or more")
     conditions, options = _detailed_setup(args)
     source, batches, n_events = _source_batches(args, REPORT_EVENTS)
     start = time.perf_counter()
@@ -584,8 +604,14 @@ def _detailed_report(args: argparse.Namespace) -> int:
         counts = calibrate(
             batches, conditions, seed=args.seed, options=options, progress=bar.update
         )
+    if args.muon_events and options.pid:
+        with _progress(args, args.muon_events, "muon sample") as bar:
+            muons = calibrate_muons(
+                conditions, args.muon_events, seed=args.seed, options=options, progress=bar.update
+            )
+        counts = dataclasses.replace(counts, pid_muons=muons)
     wall = time.perf_counter() - start
-    figs = figures(counts)
+    figs = figures(counts, conditions)
     checks = check_bands(figs)
     settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
     metadata = {

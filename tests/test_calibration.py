@@ -386,10 +386,12 @@ def test_report_leaves_nothing_behind_on_failure(tmp_path, monkeypatch):
 def test_detailed_report_command(tmp_path, capsys):
     out = tmp_path / "report"
     argv = ["detailed-report", "--source", "gun", "--multiplicity", "30", "-n", "6"]
+    argv += ["--species", "pi+,K-", "--muon-events", "0"]  # the muon sample: Pythia, elsewhere
     assert main([*argv, "-o", str(out), "--no-progress", "--p", "flat:3000:60000"]) == 0
     stdout = capsys.readouterr().out
     assert "status" in stdout
-    assert "wrote 7 files" in stdout
+    assert "K efficiency, PIDK > 0" in stdout
+    assert "wrote 8 files" in stdout
     data = json.loads((out / "report.json").read_text(encoding="utf-8"))
     assert data["metadata"]["events"] == 6
     assert data["metadata"]["conditions"] == "lhcb-run2"
@@ -400,22 +402,29 @@ def test_detailed_report_command(tmp_path, capsys):
         "efficiency",
         "pv_resolution",
         "ghost_rate",
+        "pid",
     }
+    assert data["figures"]["pid"]["k_pi"]["dllk_0"]["k_eff"]["total"] > 0
     assert all(c["status"] in ("PASS", "FAIL", "n/a", "info") for c in data["checks"])
     for name, _ in report.PLOTS.values():
         assert (out / name).is_file()
 
 
-def test_detailed_report_defaults_to_run2_pythia_minimum_bias_at_run3_pileup():
-    from lamarr_col.cli import _build_parser, _source_options
-    from lamarr_col.sources.beam import RUN3_PILEUP
+def test_detailed_report_defaults_to_run2_pythia_minimum_bias_at_its_own_pileup():
+    from lamarr_col.cli import REPORT_MUON_EVENTS, _build_parser, _detailed_setup, _source_options
 
     args = _build_parser().parse_args(["detailed-report", "-o", "x"])
     assert args.source == "pythia"
     assert args.conditions == "lhcb-run2"  # the detector of the published figures
+    assert args.muon_events == REPORT_MUON_EVENTS > 0
+    conditions, _ = _detailed_setup(args)
     options = _source_options(args)
     assert options["preset"] == "minbias"
-    assert options["pileup"].nu == RUN3_PILEUP
+    assert options["pileup"].nu == conditions.pileup.nu == RUN2.pileup.nu  # ν = 1.1
+    # an explicit --pileup wins
+    args = _build_parser().parse_args(["detailed-report", "-o", "x", "--pileup", "7.6"])
+    _detailed_setup(args)
+    assert _source_options(args)["pileup"].nu == 7.6
 
 
 def test_detailed_report_errors_are_one_line(tmp_path, capsys):
@@ -431,6 +440,8 @@ def test_detailed_report_errors_are_one_line(tmp_path, capsys):
     assert exit_info.value.code == 2
     assert main([*argv, "-o", str(tmp_path / "r"), "--conditions", "lhcb-run9"]) == 2
     assert "lhcb-run9" in capsys.readouterr().err
+    assert main([*argv, "-o", str(tmp_path / "r"), "--muon-events", "-1"]) == 2
+    assert "--muon-events" in capsys.readouterr().err
     assert not (tmp_path / "r").exists()
 
 

@@ -228,3 +228,49 @@ def test_reconstructed_momentum_is_positive():
     out = run_tracking(_gun(3, 10, "pi+", mult="5"), CONDITIONS, seed=1)
     p = reconstructed_momentum(out)
     assert np.all(p[out.fit.ok] > 0)
+
+
+def test_track_resolution_adds_scattering_in_the_rich():
+    from lamarr_col.detailed.rich_photons import radiators
+    from lamarr_col.detailed.rich_pid import track_resolution
+
+    for rich, rad in radiators(CONDITIONS):
+        p = np.array([2e3, 5e3, 2e4, 1e7])
+        sigma = track_resolution(p, rich, rad)
+        theta0 = 13.6 / p * math.sqrt(rich.x0) * (1 + 0.038 * math.log(rich.x0))
+        np.testing.assert_allclose(sigma**2, rad.resolution**2 + theta0**2, rtol=1e-12)
+        assert np.all(np.diff(sigma) < 0)
+        assert sigma[-1] == pytest.approx(rad.resolution, rel=1e-6)
+
+
+def test_ring_residuals_with_reconstructed_directions_match_the_expected_width():
+    """Photons of 20–80 GeV pions measured around the reconstructed track direction: their
+    spread about the pion ring is the expected per-track width (RICH2: y from the fit, not
+    from the stereo layers, which alone would double it)."""
+    from lamarr_col.detailed.matching import segment_lines
+    from lamarr_col.detailed.rich_photons import radiators
+    from lamarr_col.detailed.rich_pid import radiator_states, track_resolution
+
+    events = _gun(30, 11, "pi+:1,pi-:1", p="flat:20000:80000", mult="10")
+    out, pid, truth = _chain(events)
+    p = reconstructed_momentum(out)
+    owner = np.repeat(np.arange(len(out.found)), np.diff(out.found.hit_offsets))
+    lines = segment_lines(out.hits, CONDITIONS, owner, out.found.hit_index, len(out.found), "T")
+    for slot, (rich, rad) in enumerate(radiators(CONDITIONS)):
+        beyond = rad.z_min > pid.downstream.z_start
+        mid = radiator_states(out.fit.first, CONDITIONS, rad, lines if beyond else None)[:, 1]
+        ph = pid.photons[slot]
+        use = np.flatnonzero(
+            pid.rich_used[:, slot] & (out.found.track_type == LONG) & (truth == 211)
+        )
+        assert len(use) > 50
+        res, width = [], []
+        for t in use:
+            mine = ph.emitter == out.found.row[t]
+            theta = np.hypot(ph.x[mine] - mid[t, 3], ph.y[mine] - mid[t, 4])
+            expected, _ = expected_rings(p[t : t + 1], rad)
+            res.append(theta - expected[0, 2])
+            width.append(np.full(mine.sum(), track_resolution(p[t : t + 1], rich, rad)[0]))
+        r, w = np.concatenate(res), np.concatenate(width)
+        core = 1.4826 * np.median(np.abs(r - np.median(r)))
+        assert core == pytest.approx(np.mean(w), rel=0.2), rad.name

@@ -58,16 +58,25 @@ from lamarr_col.detailed.calibration_counts import (
     loss_causes,
     summarize,
 )
+from lamarr_col.detailed.calibration_pid import (
+    PUBLISHED_THRESHOLDS_GEV,
+    PidTable,
+    pid_figures,
+    summarize_pid,
+)
 from lamarr_col.detailed.estimators import BinnedResiduals, binomial_interval, line_fit
+from lamarr_col.detailed.pid import run_pid
 from lamarr_col.detailed.simulate import DetailedOptions, assemble_outputs, run_tracking
 from lamarr_col.detector.conditions import ConditionSet
 
 __all__ = [
     "BANDS",
     "CAUSES",
+    "PID_BANDS",
     "Band",
     "CalibrationCounts",
     "calibrate",
+    "calibrate_muons",
     "check_bands",
     "figures",
     "loss_causes",
@@ -91,12 +100,41 @@ def calibrate(
     total = CalibrationCounts.empty()
     for generated in batches:
         out = run_tracking(generated, conditions, seed=seed, options=options)
-        events, _ = assemble_outputs(out)
+        pid = run_pid(out, conditions, seed=seed) if options.pid else None
+        events, _ = assemble_outputs(out, pid=pid)
         total = total + summarize(
             events, conditions, seed=seed, options=options, transport=out.transport
         )
         if progress is not None:
             progress(len(generated))
+    return total
+
+
+def calibrate_muons(
+    conditions: ConditionSet,
+    n_events: int,
+    *,
+    seed: int,
+    options: DetailedOptions | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> PidTable:
+    """The muon counts of ``n_events`` Pythia crossings at the condition set's pile-up with
+    four μ± of 3–100 GeV embedded in each (the sample of the muon likelihood tables,
+    :func:`~lamarr_col.detailed.muon_calibration.calibration_sample`), through the detailed
+    chain with PID: the isMuon efficiency of the report."""
+    from lamarr_col.detailed.muon_calibration import calibration_sample
+
+    options = options or DetailedOptions()
+    total = PidTable.empty()
+    if n_events <= 0 or not options.pid:
+        return total
+    sample = calibration_sample(conditions, n_events, seed + 1)
+    for lo in range(0, len(sample), 100):
+        out = run_tracking(sample[lo : lo + 100], conditions, seed=seed, options=options)
+        events, _ = assemble_outputs(out, pid=run_pid(out, conditions, seed=seed))
+        total = total + summarize_pid(events, species=("mu",))
+        if progress is not None:
+            progress(len(events))
     return total
 
 
@@ -175,9 +213,10 @@ def _resolution(h: BinnedResiduals, scale: float = 1.0) -> list[dict[str, Any]]:
     return rows
 
 
-def figures(counts: CalibrationCounts) -> dict[str, Any]:
+def figures(counts: CalibrationCounts, conditions: ConditionSet | None = None) -> dict[str, Any]:
     """The figures of merit (JSON-ready; NaN where a bin lacks entries). Units: σp/p in %,
-    IP and PV residuals in µm, p in GeV, 1/pT in 1/GeV."""
+    IP and PV residuals in µm, p in GeV, 1/pT in 1/GeV; PID fractions as fractions. With
+    ``conditions``, the PID block also carries the RICH thresholds of that set."""
     ip: dict[str, Any] = {}
     for axis, h in (("x", counts.ip_x), ("y", counts.ip_y)):
         bins = _resolution(h)
@@ -199,6 +238,7 @@ def figures(counts: CalibrationCounts) -> dict[str, Any]:
             "window": {"n_tracks": list(PV_WINDOW), **{a: pv[a][window[0]] for a in "xyz"}},
         },
         "ghost_rate": _ghost_figures(counts.ghosts),
+        "pid": pid_figures(counts.pid, counts.pid_muons, conditions),
     }
 
 
@@ -262,6 +302,131 @@ def _ghost_overall(f: dict[str, Any]) -> tuple[float, float]:
     e = f["ghost_rate"]["overall"]
     return 100 * e["value"], 100 * 0.5 * (e["err_low"] + e["err_high"])
 
+
+def _pid_fraction(*path: str) -> Callable[[dict[str, Any]], tuple[float, float]]:
+    def value(f: dict[str, Any]) -> tuple[float, float]:
+        e = f["pid"]
+        for key in path:
+            e = e[key]
+        return 100 * e["value"], 100 * 0.5 * (e["err_low"] + e["err_high"])
+
+    return value
+
+
+def _separation_slope(f: dict[str, Any]) -> tuple[float, float]:
+    s = f["pid"]["separation_vs_occupancy"]
+    return s["slope_per_track"] / s["slope_err"], math.nan
+
+
+def _threshold(key: str) -> Callable[[dict[str, Any]], tuple[float, float]]:
+    def value(f: dict[str, Any]) -> tuple[float, float]:
+        return f["pid"].get("thresholds_gev", {}).get(key, math.nan), 0.0
+
+    return value
+
+
+def _has(flag: str) -> Callable[[dict[str, Any]], bool]:
+    return lambda f: bool(f["pid"][flag])
+
+
+_RICH = "EPJC 73 (2013) 2431"
+_RICH_TEXT_0 = "≈ 95 % K efficiency at ≈ 10 % π→K misID (2–100 GeV)"
+_RICH_TEXT_5 = "≈ 85 % K efficiency at ≈ 3 % π→K misID (2–100 GeV)"
+_MUON = "JINST 8 (2013) P10020"
+_THRESHOLDS = "LHCb PID conference plots (DETECTOR.md)"
+
+#: PID bands: long tracks, 2–100 GeV; K/π among tracks with RICH information.
+PID_BANDS: tuple[Band, ...] = (
+    Band(
+        "k_eff_dllk0",
+        "K efficiency, PIDK > 0",
+        "%",
+        90.0,
+        98.0,
+        _RICH_TEXT_0,
+        _RICH,
+        _pid_fraction("k_pi", "dllk_0", "k_eff"),
+        applies=_has("has_kaons"),
+    ),
+    Band(
+        "pi_misid_dllk0",
+        "π→K misID, PIDK > 0",
+        "%",
+        5.0,
+        15.0,
+        _RICH_TEXT_0,
+        _RICH,
+        _pid_fraction("k_pi", "dllk_0", "pi_misid"),
+        applies=_has("has_kaons"),
+    ),
+    Band(
+        "k_eff_dllk5",
+        "K efficiency, PIDK > 5",
+        "%",
+        77.0,
+        93.0,
+        _RICH_TEXT_5,
+        _RICH,
+        _pid_fraction("k_pi", "dllk_5", "k_eff"),
+        applies=_has("has_kaons"),
+    ),
+    Band(
+        "pi_misid_dllk5",
+        "π→K misID, PIDK > 5",
+        "%",
+        0.5,
+        5.0,
+        _RICH_TEXT_5,
+        _RICH,
+        _pid_fraction("k_pi", "dllk_5", "pi_misid"),
+        applies=_has("has_kaons"),
+    ),
+    Band(
+        "k_pi_separation_falls",
+        "K eff − π misID vs nTracks: slope/error",
+        "σ",
+        None,
+        -1.0,
+        "K/π separation degrades with occupancy (expected behaviour)",
+        _RICH,
+        _separation_slope,
+        applies=_has("has_kaons"),
+    ),
+    Band(
+        "is_muon_eff",
+        "isMuon efficiency, μ with p > 3 GeV in M2–M5",
+        "%",
+        93.0,
+        99.0,
+        "95–98 % muon efficiency",
+        _MUON,
+        _pid_fraction("muon", "mu_eff"),
+        applies=_has("has_muons"),
+    ),
+    Band(
+        "is_muon_pi_misid",
+        "isMuon π misID, decays in flight included",
+        "%",
+        0.5,
+        3.0,
+        "≈ 1 % hadron misID",
+        _MUON,
+        _pid_fraction("muon", "pi_misid"),
+    ),
+    *(
+        Band(
+            f"threshold_{sp}_{rich}",
+            f"{'K' if sp == 'k' else 'p'} threshold, {rich}",
+            "GeV",
+            0.95 * published,
+            1.05 * published,
+            f"{published} GeV",
+            _THRESHOLDS,
+            _threshold(f"{sp}_{rich}"),
+        )
+        for (sp, rich), published in PUBLISHED_THRESHOLDS_GEV.items()
+    ),
+)
 
 _MOMENTUM = "IJMPA 30 (2015) 1530022; arXiv:1407.4289"
 _MOMENTUM_TEXT = "σp/p ≈ 0.5 % at low p rising to ≈ 1.0 % at 200 GeV"
@@ -399,6 +564,7 @@ BANDS: tuple[Band, ...] = (
         "—",
         _ghost_overall,
     ),
+    *PID_BANDS,
 )
 
 

@@ -17,6 +17,7 @@ import awkward as ak
 import numpy as np
 import numpy.typing as npt
 
+from lamarr_col.detailed.calibration_pid import PidTable, summarize_pid
 from lamarr_col.detailed.estimators import BinnedResiduals
 from lamarr_col.detailed.recognition import segment_crossings
 from lamarr_col.detailed.simulate import DetailedOptions
@@ -139,6 +140,8 @@ class CalibrationCounts:
     pv_y: BinnedResiduals
     pv_z: BinnedResiduals
     ghosts: GhostTable
+    pid: PidTable  # long tracks of the batches, PID rows (calibration_pid)
+    pid_muons: PidTable  # muons of the embedded-muon sample, when the report runs one
 
     @classmethod
     def empty(cls) -> CalibrationCounts:
@@ -154,6 +157,8 @@ class CalibrationCounts:
             pv_y=pv,
             pv_z=BinnedResiduals.empty(PV_NTRACK_EDGES, -5000.0, 5000.0, 5000),
             ghosts=GhostTable.empty(),
+            pid=PidTable.empty(),
+            pid_muons=PidTable.empty(),
         )
 
     def __add__(self, other: CalibrationCounts) -> CalibrationCounts:
@@ -339,4 +344,6 @@ def summarize(
         pv_y=counts.pv_y.filled(n_trk, pv_res["y"]),
         pv_z=counts.pv_z.filled(n_trk, pv_res["z"]),
         ghosts=ghosts,
+        pid=summarize_pid(events),
+        pid_muons=PidTable.empty(),
     )

@@ -218,6 +218,41 @@ def _plot_ghosts(figs: _Figures) -> Any:
     return fig
 
 
+def _fraction_points(ax: Any, edges: np.ndarray, e: dict[str, Any], fmt: str, label: str) -> None:
+    value = 100 * np.array([np.nan if v is None else v for v in e["value"]], dtype=np.float64)
+    err = [
+        100 * np.array([np.nan if v is None else v for v in e[k]], dtype=np.float64)
+        for k in ("err_low", "err_high")
+    ]
+    x = 0.5 * (edges[1:] + edges[:-1])
+    ax.errorbar(x, value, err, [x - edges[:-1], edges[1:] - x], fmt, label=label)
+
+
+def _plot_pid(figs: _Figures) -> Any:
+    fig, (ax, ax_occ) = _new_figure(2)
+    kpi = figs["pid"]["k_pi"]
+    edges = np.array(kpi["p_edges_gev"], dtype=np.float64)
+    for cut, text, marker in (("dllk_0", "PIDK > 0", "o"), ("dllk_5", "PIDK > 5", "s")):
+        _fraction_points(ax, edges, kpi[cut]["k_eff_vs_p"], marker, f"K efficiency, {text}")
+        _fraction_points(ax, edges, kpi[cut]["pi_misid_vs_p"], marker + "--", f"π→K, {text}")
+    ax.set_xlabel("p [GeV]")
+    ax.set_ylabel("efficiency / misID [%]")
+    ax.set_ylim(0, 110)
+    ax.legend(loc="center right", fontsize=14)
+    _label(ax, figs)
+    occ = figs["pid"]["separation_vs_occupancy"]
+    oe = np.array(occ["edges"], dtype=np.float64)
+    sep = 100 * np.array([np.nan if v is None else v for v in occ["separation"]], dtype=np.float64)
+    err = 100 * np.array([np.nan if v is None else v for v in occ["separation_err"]])
+    use = np.array(occ["used_bins"], dtype=bool)
+    x = 0.5 * (oe[1:] + oe[:-1])
+    ax_occ.errorbar(x[use], sep[use], err[use], 0.5 * (oe[1:] - oe[:-1])[use], "o")
+    ax_occ.set_xlabel("reconstructed tracks in the event")
+    ax_occ.set_ylabel("K efficiency − π misID, PIDK > 0 [%]")
+    _label(ax_occ, figs)
+    return fig
+
+
 #: File name and plotting function of each figure of merit.
 PLOTS: dict[str, tuple[str, Callable[[_Figures], Any]]] = {
     "momentum_resolution": ("momentum_resolution.png", _plot_momentum),
@@ -225,4 +260,5 @@ PLOTS: dict[str, tuple[str, Callable[[_Figures], Any]]] = {
     "efficiency": ("efficiency.png", _plot_efficiency),
     "pv_resolution": ("pv_resolution.png", _plot_pv),
     "ghost_rate": ("ghost_rate.png", _plot_ghosts),
+    "pid": ("pid.png", _plot_pid),
 }

@@ -4,7 +4,7 @@
 the band checks of :func:`~lamarr_col.detailed.calibration.check_bands` and writes
 
 - ``momentum_resolution.png``, ``ip_resolution.png``, ``efficiency.png``,
-  ``pv_resolution.png``, ``ghost_rate.png`` (mplhep's LHCb2 style, Agg canvas: no display);
+  ``pv_resolution.png``, ``ghost_rate.png``, ``pid.png`` (mplhep's LHCb2 style, Agg canvas: no display);
 - ``report.json``: the figures, the checks and the run's metadata (NaN written as null);
 - ``report.md``: the summary table (measured value, band, published figure, source, PASS/FAIL)
   and one section per figure of merit with its definition and plot.
@@ -64,6 +64,16 @@ DEFINITIONS = {
         "reconstructed tracks (all types). The band asks for a positive slope of a weighted "
         "straight-line fit at ≥ 2σ; n/a while the sample holds no ghost."
     ),
+    "pid": (
+        "Long tracks matched to a π, K, p or μ with reconstructed momentum 2–100 GeV. K/π: "
+        "among the tracks with RICH information (RICH1 or RICH2 used), the fraction with "
+        "PIDK > 0 and > 5 (K efficiency, π→K misID), in p bins and integrated over the "
+        "sample's spectrum; the separation (K efficiency − π misID) in bins of the event's "
+        "nTracks must fall with occupancy (fitted slope ≤ −1σ). isMuon: tracks with "
+        "p > 3 GeV whose extrapolation lies in M2–M5; the muon efficiency comes from the "
+        "crossings with an embedded muon gun, the misID from minimum bias (decays in flight "
+        "included). RICH thresholds: m/√(n² − 1) of the condition set's gases."
+    ),
 }
 
 _TITLES = {
@@ -72,6 +82,7 @@ _TITLES = {
     "efficiency": "Long-track efficiency",
     "pv_resolution": "Primary-vertex resolution",
     "ghost_rate": "Ghost rate",
+    "pid": "Particle identification",
 }
 
 _Figures = dict[str, Any]
@@ -193,6 +204,8 @@ def _figure_table(key: str, figs: _Figures) -> list[str]:
             out += [f"{a}:", "", *_resolution_table(rows, "µm", "tracks", counts=True)]
             out.append("")
         return out
+    if key == "pid":
+        return _pid_table(figs[key])
     g = figs[key]
     out = [
         "| tracks in event | events | long tracks | ghosts | rate [%] |",
@@ -205,6 +218,79 @@ def _figure_table(key: str, figs: _Figures) -> list[str]:
             f"| {_number(g['edges'][i])}–{_number(g['edges'][i + 1])} | {g['events'][i]} "
             f"| {g['long_tracks'][i]} | {g['ghosts'][i]} | {rate} |"
         )
+    return out
+
+
+def _percent(e: dict[str, Any], i: int | None = None) -> str:
+    value = e["value"] if i is None else e["value"][i]
+    if value is None:
+        return "—"
+    lo = e["err_low"] if i is None else e["err_low"][i]
+    hi = e["err_high"] if i is None else e["err_high"][i]
+    return f"{_number(100 * value)} (+{_number(100 * hi, 2)} −{_number(100 * lo, 2)})"
+
+
+def _pid_table(pid: _Figures) -> list[str]:
+    kpi = pid["k_pi"]
+    edges = kpi["p_edges_gev"]
+    out = [
+        (
+            "| p [GeV] | kaons | K eff, PIDK > 0 [%] | π misID > 0 [%] | K eff > 5 [%] "
+            "| π misID > 5 [%] |"
+        ),
+        "|---|---|---|---|---|---|",
+    ]
+    d0, d5 = kpi["dllk_0"], kpi["dllk_5"]
+    for i in range(len(edges) - 1):
+        out.append(
+            f"| {_number(edges[i])}–{_number(edges[i + 1])} | {d0['k_eff_vs_p']['total'][i]} "
+            f"| {_percent(d0['k_eff_vs_p'], i)} | {_percent(d0['pi_misid_vs_p'], i)} "
+            f"| {_percent(d5['k_eff_vs_p'], i)} | {_percent(d5['pi_misid_vs_p'], i)} |"
+        )
+    out.append(
+        f"| all | {d0['k_eff']['total']} | {_percent(d0['k_eff'])} | {_percent(d0['pi_misid'])} "
+        f"| {_percent(d5['k_eff'])} | {_percent(d5['pi_misid'])} |"
+    )
+    info = kpi["rich_info"]
+    out += [
+        "",
+        (
+            f"Long tracks with RICH information: K {_percent(info['k'])} %, "
+            f"π {_percent(info['pi'])} % (the others pass through the beam holes)."
+        ),
+        "",
+        "| nTracks | kaons | pions | K eff − π misID, PIDK > 0 [%] |",
+        "|---|---|---|---|",
+    ]
+    occ = pid["separation_vs_occupancy"]
+    for i in range(len(occ["kaons"])):
+        sep = occ["separation"][i]
+        text = (
+            "—"
+            if sep is None
+            else f"{_number(100 * sep)} ± {_number(100 * occ['separation_err'][i], 2)}"
+        )
+        out.append(
+            f"| {_number(occ['edges'][i])}–{_number(occ['edges'][i + 1])} | {occ['kaons'][i]} "
+            f"| {occ['pions'][i]} | {text} |"
+        )
+    mu = pid["muon"]
+    out += [
+        "",
+        (
+            f"isMuon ({mu['sample']} muons): efficiency {_percent(mu['mu_eff'])} % "
+            f"({mu['mu_eff']['passed']} / {mu['mu_eff']['total']}); misID π "
+            f"{_percent(mu['pi_misid'])} %, K {_percent(mu['k_misid'])} %, "
+            f"p {_percent(mu['p_misid'])} %."
+        ),
+    ]
+    thresholds = pid.get("thresholds_gev")
+    if thresholds:
+        out += [
+            "",
+            "RICH thresholds [GeV]: "
+            + ", ".join(f"{k.replace('_', ' in ')} {_number(v)}" for k, v in thresholds.items()),
+        ]
     return out
 
 

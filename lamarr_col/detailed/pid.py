@@ -32,6 +32,7 @@ from lamarr_col.detailed.matching import segment_lines
 from lamarr_col.detailed.muon_hits import MuonHits, make_muon_hits
 from lamarr_col.detailed.muon_id import MuonId, muon_id
 from lamarr_col.detailed.muon_likelihood import MuonLikelihoodTable, load_table
+from lamarr_col.detailed.probnn import OUTPUT_FIELDS, evaluate_probnn, probnn_features
 from lamarr_col.detailed.rich_photons import RichPhotons, emit_photons, radiators
 from lamarr_col.detailed.rich_pid import HYPOTHESES, radiator_states, track_likelihoods
 from lamarr_col.detector.conditions import ConditionSet
@@ -76,9 +77,11 @@ def run_pid(
     seed: int,
     muon_table: MuonLikelihoodTable | None = None,
     timings: dict[str, float] | None = None,
+    probnn: bool = True,
 ) -> PidOutput:
     """The steps of the module docstring. ``muon_table`` defaults to the condition set's
-    stored table; ``timings`` as in :func:`.simulate.run_tracking`."""
+    stored table; ``timings`` as in :func:`.simulate.run_tracking`; ``probnn=False`` skips
+    step 6 (the ``probnn_*`` fields are NaN), as the ProbNN's own training sample does."""
     tick = StageClock(timings)
     found, fit = out.found, out.fit
     n_events = len(out.events)
@@ -138,16 +141,8 @@ def run_pid(
             seed=seed,
         )
         photons.append(ph)
-        states = radiator_states(fit.first, conditions, rad)
-        if before_t:
-            usable = np.isin(track_type, _BEFORE_MAGNET) & fit.ok
-        else:
-            usable = np.isin(track_type, _AFTER_T) & fit.ok
-            z_at = (rad.z_min, 0.5 * (rad.z_min + rad.z_max), rad.z_max)
-            for k, z in enumerate(z_at):
-                line = _line_at(t_lines, z)
-                states[:, k, 0] = line[:, 0]
-                states[:, k, 3] = line[:, 3]
+        states = radiator_states(fit.first, conditions, rad, None if before_t else t_lines)
+        usable = np.isin(track_type, _BEFORE_MAGNET if before_t else _AFTER_T) & fit.ok
         ent, mid_state, ext = states[:, 0], states[:, 1], states[:, 2]
         d, u, a = track_likelihoods(ph, rich, rad, found.event, p, ent, mid_state, ext, usable)
         dll += d
@@ -177,17 +172,13 @@ def run_pid(
     fields = {
         k: np.ascontiguousarray(v, dtype=TRACK_PID_FIELDS[k].dtype) for k, v in fields.items()
     }
+    # ProbNN sees the fields as stored (float32), so it can be re-evaluated from the output
+    if probnn:
+        fields.update(evaluate_probnn(probnn_features(out, fields, n_tracks), conditions.name))
+    else:
+        fields.update({k: np.full(len(found), np.nan, dtype=np.float32) for k in OUTPUT_FIELDS})
+    tick("probnn")
     return PidOutput(down, mhits, mid, tuple(photons), used, fields, n_tracks)
-
-
-def _line_at(lines: npt.NDArray[np.float64], z: float) -> npt.NDArray[np.float64]:
-    """The straight lines (t, 5) x, y, z, tx, ty moved to ``z``."""
-    dz = z - lines[:, 2]
-    out = lines.copy()
-    out[:, 0] += lines[:, 3] * dz
-    out[:, 1] += lines[:, 4] * dz
-    out[:, 2] = z
-    return out
 
 
 def _used_in(used: npt.NDArray[np.bool_], pairs: list, rich_name: str) -> npt.NDArray[np.bool_]:

@@ -104,10 +104,15 @@ def _inside(rich: Rich, x: npt.NDArray, y: npt.NDArray, z: float) -> npt.NDArray
 
 
 def radiator_states(
-    first: npt.NDArray[np.float64], conditions: ConditionSet, radiator: RichRadiator
+    first: npt.NDArray[np.float64],
+    conditions: ConditionSet,
+    radiator: RichRadiator,
+    t_lines: npt.NDArray[np.float64] | None = None,
 ) -> npt.NDArray[np.float64]:
     """States (t, 3, 6) at the radiator's entrance, middle and exit from the fitted states
-    ``first`` (t, 6) through the field (RK4, 100 mm steps); NaN where a fit failed."""
+    ``first`` (t, 6) through the field (RK4, 100 mm steps); NaN where a fit failed. With
+    ``t_lines`` (t, 5: x, y, z, tx, ty of the T hits), x and tx come from those lines (beyond
+    the magnet; y and ty stay the fit's)."""
     z = np.array([radiator.z_min, 0.5 * (radiator.z_min + radiator.z_max), radiator.z_max])
     out = np.full((len(first), 3, 6), np.nan)
     good = np.flatnonzero(np.all(np.isfinite(first), axis=1) & (first[:, 5] != 0.0))
@@ -116,6 +121,10 @@ def radiator_states(
         buf = np.empty((len(good), 3, 6))
         transport(np.ascontiguousarray(first[good]), z, fld.z0, fld.dz, fld.by, 100.0, buf)
         out[good] = buf
+    if t_lines is not None:
+        for k, zk in enumerate(z):
+            out[:, k, 0] = t_lines[:, 0] + t_lines[:, 3] * (zk - t_lines[:, 2])
+            out[:, k, 3] = t_lines[:, 3]
     return out
 
 

@@ -15,7 +15,7 @@
 5. primary vertices from the tracks with a VELO segment (:mod:`.vertices`), every track's IP
    and IPχ² to its best PV;
 6. particle identification (:mod:`.pid`, option ``pid``): transport beyond the T stations,
-   muon-station hits and isMuon, RICH photons and DLLs, combined DLLs, ``n_tracks``;
+   muon-station hits and isMuon, RICH photons and DLLs, combined DLLs, ProbNN, ``n_tracks``;
 7. the ``tracks`` and ``pvs`` collections and ``n_pvs`` (fields in ``docs/event_model.md``).
 
 Randomness: every stage draws keyed random numbers from ``seed`` (its own stream of

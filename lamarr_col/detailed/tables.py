@@ -24,7 +24,8 @@ source through the detailed simulation into a ROOT file (TTree ``training``), wh
   at the first hit) it is the transported particle's state at that plane;
 - with the particle identification (``DetailedOptions.pid``, on by default), the PID fields of
   that track (``TRACK_PID_FIELDS`` of :mod:`lamarr_col.event.schema`: RICH DLLs and flags,
-  isMuon, muon likelihoods, combined DLLs): NaN, false or 0 for particles without a track.
+  isMuon, muon likelihoods, combined DLLs, ProbNN): NaN, false or 0 for particles without a
+  track.
 """
 
 from __future__ import annotations

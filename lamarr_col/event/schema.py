@@ -183,7 +183,7 @@ TRACK_FIELDS: Final = MappingProxyType(
 _HYP = {"e": "electron", "mu": "muon", "pi": "pion", "k": "kaon", "p": "proton"}
 
 #: Particle-identification fields of ``tracks`` (long, upstream and downstream tracks carry
-#: information; the others get the "no information" values: flags false, DLLs 0).
+#: information; the others get the "no information" values: flags false, DLLs 0, ProbNN NaN).
 TRACK_PID_FIELDS: Final = MappingProxyType(
     {
         "rich_used_r1": Field("bool", "", "the track crossed a RICH1 radiator (RICH1 information)"),
@@ -213,6 +213,20 @@ TRACK_PID_FIELDS: Final = MappingProxyType(
         "pid_mu": Field("float32", "", "combined Δ log-likelihood muon − pion (PIDmu)"),
         "pid_k": Field("float32", "", "combined Δ log-likelihood kaon − pion (PIDK)"),
         "pid_p": Field("float32", "", "combined Δ log-likelihood proton − pion (PIDp)"),
+        **{
+            f"probnn_{h}": Field(
+                "float32",
+                "",
+                f"ProbNN{h}: probability that the track is a{'n' if h == 'e' else ''} {name} "
+                "(natural mix; NaN: no model, VELO/T track or failed fit)",
+            )
+            for h, name in _HYP.items()
+        },
+        "probnn_ghost": Field(
+            "float32",
+            "",
+            "ProbNNghost: probability that the track is a ghost (the six ProbNN sum to 1)",
+        ),
     }
 )
 
