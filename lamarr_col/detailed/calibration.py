@@ -64,7 +64,7 @@ from lamarr_col.detailed.calibration_pid import (
     pid_figures,
     summarize_pid,
 )
-from lamarr_col.detailed.estimators import BinnedResiduals, binomial_interval, line_fit
+from lamarr_col.detailed.estimators import BinnedResiduals, fraction_summary, line_fit
 from lamarr_col.detailed.pid import run_pid
 from lamarr_col.detailed.simulate import DetailedOptions, assemble_outputs, run_tracking
 from lamarr_col.detector.conditions import ConditionSet
@@ -142,16 +142,8 @@ def calibrate_muons(
 
 
 def _efficiency(k: _Array, n: _Array) -> dict[str, Any]:
-    eff, lo, hi = binomial_interval(k, n)
-    return {"passed": int(np.sum(k)), "total": int(np.sum(n))} | (
-        {"value": float(eff), "err_low": float(eff - lo), "err_high": float(hi - eff)}
-        if np.ndim(eff) == 0
-        else {
-            "value": eff.tolist(),
-            "err_low": (eff - lo).tolist(),
-            "err_high": (hi - eff).tolist(),
-        }
-    )
+    """:func:`fraction_summary` with ``passed`` and ``total`` summed over the bins."""
+    return fraction_summary(k, n) | {"passed": int(np.sum(k)), "total": int(np.sum(n))}
 
 
 def _efficiency_figures(table: EfficiencyTable) -> dict[str, Any]:
@@ -290,17 +282,17 @@ def _ghost_slope(f: dict[str, Any]) -> tuple[float, float]:
     return g["slope_per_track"] / g["slope_err"], math.nan
 
 
-def _eff(name: str) -> Callable[[dict[str, Any]], tuple[float, float]]:
-    def value(f: dict[str, Any]) -> tuple[float, float]:
-        e = f["efficiency"][name]
-        return 100 * e["value"], 100 * 0.5 * (e["err_low"] + e["err_high"])
+def _percent(e: dict[str, Any]) -> tuple[float, float]:
+    """A fraction of :func:`fraction_summary` in %, with its mean error."""
+    return 100 * e["value"], 100 * 0.5 * (e["err_low"] + e["err_high"])
 
-    return value
+
+def _eff(name: str) -> Callable[[dict[str, Any]], tuple[float, float]]:
+    return lambda f: _percent(f["efficiency"][name])
 
 
 def _ghost_overall(f: dict[str, Any]) -> tuple[float, float]:
-    e = f["ghost_rate"]["overall"]
-    return 100 * e["value"], 100 * 0.5 * (e["err_low"] + e["err_high"])
+    return _percent(f["ghost_rate"]["overall"])
 
 
 def _pid_fraction(*path: str) -> Callable[[dict[str, Any]], tuple[float, float]]:
@@ -308,7 +300,7 @@ def _pid_fraction(*path: str) -> Callable[[dict[str, Any]], tuple[float, float]]
         e = f["pid"]
         for key in path:
             e = e[key]
-        return 100 * e["value"], 100 * 0.5 * (e["err_low"] + e["err_high"])
+        return _percent(e)
 
     return value
 

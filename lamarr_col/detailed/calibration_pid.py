@@ -34,7 +34,7 @@ import awkward as ak
 import numpy as np
 import numpy.typing as npt
 
-from lamarr_col.detailed.estimators import binomial_interval, line_fit
+from lamarr_col.detailed.estimators import binomial_interval, fraction_summary, line_fit
 from lamarr_col.detector.conditions import ConditionSet
 from lamarr_col.kernels.acceptance import TRACK_TYPES
 
@@ -166,25 +166,6 @@ def rich_thresholds(conditions: ConditionSet) -> dict[str, float]:
     return out
 
 
-def _fraction(k: _Array, n: _Array) -> dict[str, Any]:
-    eff, lo, hi = binomial_interval(k, n)
-    if np.ndim(eff) == 0:
-        return {
-            "passed": int(k),
-            "total": int(n),
-            "value": float(eff),
-            "err_low": float(eff - lo),
-            "err_high": float(hi - eff),
-        }
-    return {
-        "passed": np.asarray(k).tolist(),
-        "total": np.asarray(n).tolist(),
-        "value": eff.tolist(),
-        "err_low": (eff - lo).tolist(),
-        "err_high": (hi - eff).tolist(),
-    }
-
-
 def _separation_vs_occupancy(table: PidTable) -> dict[str, Any]:
     """K efficiency − π misID (DLLK > 0) per nTracks bin, and its fitted slope."""
     k_pass, k_all = table.row("dllk_0", "k").sum(0), table.row("rich", "k").sum(0)
@@ -224,23 +205,25 @@ def pid_figures(
     kpi: dict[str, Any] = {"p_edges_gev": list(PID_P_EDGES_GEV)}
     for cut in ("dllk_0", "dllk_5"):
         kpi[cut] = {
-            "k_eff": _fraction(total(cut, "k"), total("rich", "k")),
-            "pi_misid": _fraction(total(cut, "pi"), total("rich", "pi")),
-            "p_misid": _fraction(total(cut, "p"), total("rich", "p")),
-            "k_eff_vs_p": _fraction(total(cut, "k", 1), total("rich", "k", 1)),
-            "pi_misid_vs_p": _fraction(total(cut, "pi", 1), total("rich", "pi", 1)),
+            "k_eff": fraction_summary(total(cut, "k"), total("rich", "k")),
+            "pi_misid": fraction_summary(total(cut, "pi"), total("rich", "pi")),
+            "p_misid": fraction_summary(total(cut, "p"), total("rich", "p")),
+            "k_eff_vs_p": fraction_summary(total(cut, "k", 1), total("rich", "k", 1)),
+            "pi_misid_vs_p": fraction_summary(total(cut, "pi", 1), total("rich", "pi", 1)),
         }
-    kpi["rich_info"] = {s: _fraction(total("rich", s), total("long", s)) for s in ("k", "pi")}
+    kpi["rich_info"] = {
+        s: fraction_summary(total("rich", s), total("long", s)) for s in ("k", "pi")
+    }
     mu_source = muons if muons.row("muon_acc", "mu").sum() > 0 else table
     mu_acc = mu_source.row("muon_acc", "mu")
     muon: dict[str, Any] = {
         "sample": "embedded muon gun" if mu_source is muons else "minimum bias",
-        "mu_eff": _fraction(mu_source.row("is_muon", "mu").sum(), mu_acc.sum()),
-        "mu_eff_vs_p": _fraction(mu_source.row("is_muon", "mu").sum(1), mu_acc.sum(1)),
+        "mu_eff": fraction_summary(mu_source.row("is_muon", "mu").sum(), mu_acc.sum()),
+        "mu_eff_vs_p": fraction_summary(mu_source.row("is_muon", "mu").sum(1), mu_acc.sum(1)),
     }
     for s in ("pi", "k", "p"):
-        muon[f"{s}_misid"] = _fraction(total("is_muon", s), total("muon_acc", s))
-    muon["pi_misid_vs_p"] = _fraction(total("is_muon", "pi", 1), total("muon_acc", "pi", 1))
+        muon[f"{s}_misid"] = fraction_summary(total("is_muon", s), total("muon_acc", s))
+    muon["pi_misid_vs_p"] = fraction_summary(total("is_muon", "pi", 1), total("muon_acc", "pi", 1))
     out: dict[str, Any] = {
         "k_pi": kpi,
         "separation_vs_occupancy": _separation_vs_occupancy(table),

@@ -194,9 +194,7 @@ def _figure_table(key: str, figs: _Figures) -> list[str]:
         items = [(n, e[n]) for n in ("overall", "clean", "reconstructible")]
         items += [(f"lost: {c}", v) for c, v in e["losses"].items()]
         for name, v in items:
-            value = f"{_number(100 * v['value'])} (+{_number(100 * v['err_high'], 2)} "
-            value += f"−{_number(100 * v['err_low'], 2)}) %"
-            out.append(f"| {name} | {value} | {v['passed']} / {v['total']} |")
+            out.append(f"| {name} | {_percent(v)} % | {v['passed']} / {v['total']} |")
         return out
     if key == "pv_resolution":
         for a in "xyz":

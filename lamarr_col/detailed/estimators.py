@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["BinnedResiduals", "binomial_interval", "line_fit", "robust_core"]
+__all__ = ["BinnedResiduals", "binomial_interval", "fraction_summary", "line_fit", "robust_core"]
 
 #: σ of a Gaussian per unit of its median absolute deviation.
 MAD_TO_SIGMA = 1.4826
@@ -253,3 +253,24 @@ def binomial_interval(
     up = some & (k < n)
     upper[up] = beta.ppf(1 - alpha / 2, k[up] + 1, n[up] - k[up])
     return eff, lower, upper
+
+
+def fraction_summary(passed: npt.ArrayLike, total: npt.ArrayLike) -> dict[str, Any]:
+    """JSON-ready k/n with its Clopper–Pearson 1σ errors: ``passed``, ``total``, ``value``,
+    ``err_low``, ``err_high`` as numbers for scalars, as lists (per bin) for arrays."""
+    eff, lo, hi = binomial_interval(passed, total)
+    if np.ndim(eff) == 0:
+        return {
+            "passed": int(np.asarray(passed)),
+            "total": int(np.asarray(total)),
+            "value": float(eff),
+            "err_low": float(eff - lo),
+            "err_high": float(hi - eff),
+        }
+    return {
+        "passed": np.asarray(passed).tolist(),
+        "total": np.asarray(total).tolist(),
+        "value": eff.tolist(),
+        "err_low": (eff - lo).tolist(),
+        "err_high": (hi - eff).tolist(),
+    }

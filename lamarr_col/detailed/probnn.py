@@ -30,7 +30,6 @@ import numpy as np
 import numpy.typing as npt
 
 from lamarr_col.detailed.fit import reference_states
-from lamarr_col.detailed.ghosts import ghost_probability
 from lamarr_col.errors import ConfigError, InputError
 from lamarr_col.kernels.acceptance import TRACK_TYPES
 
@@ -147,7 +146,7 @@ def probnn_features(
         }
     for name in ("LONG", "UPSTREAM", "DOWNSTREAM"):
         cols[f"is_{name.lower()}"] = (found.track_type == TRACK_TYPES[name]).astype(np.float64)
-    cols["ghost_prob"] = ghost_probability(found, fit)
+    cols["ghost_prob"] = out.ghost_prob
     cols["n_tracks"] = np.asarray(n_tracks, dtype=np.float64)[found.event]
     for name in _COPIED:
         cols[name] = np.asarray(fields[name], dtype=np.float64)

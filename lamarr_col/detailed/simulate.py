@@ -26,6 +26,7 @@ event) only, never on the batch.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import awkward as ak
@@ -92,6 +93,12 @@ class TrackingOutput:
     #: flat mcparticles columns the chain read (transport inputs, collision, mother)
     particles: dict[str, npt.NDArray[np.generic]]
     index_in_event: npt.NDArray[np.int64]
+
+    @cached_property
+    def ghost_prob(self) -> npt.NDArray[np.float64]:
+        """Ghost probability of every found track (:mod:`.ghosts`), computed once on first use
+        (the output's ``ghost_prob`` and the ProbNN input)."""
+        return ghost_probability(self.found, self.fit)
 
 
 def _flat_particles(
@@ -170,8 +177,9 @@ def _fit(hits: Hits, found: FoundTracks, conditions: ConditionSet, step: float) 
     )
 
 
-def _track_record(found: FoundTracks, fit: FitResult, index: npt.NDArray[np.int64]) -> dict:
+def _track_record(out: TrackingOutput) -> dict:
     """Flat ``tracks`` fields (TRACK_FIELDS) of the fitted tracks."""
+    found, fit, index = out.found, out.fit, out.index_in_event
     state, cov = reference_states(found.track_type, fit)
     tx, ty, qop = state[:, 3], state[:, 4], state[:, 5]
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -194,7 +202,7 @@ def _track_record(found: FoundTracks, fit: FitResult, index: npt.NDArray[np.int6
             rec[f"cov_{a}_{TRACK_STATE[j]}"] = cov[:, i, j]
     rec["chi2"] = fit.chi2
     rec["ndof"] = fit.ndof
-    rec["ghost_prob"] = ghost_probability(found, fit)
+    rec["ghost_prob"] = out.ghost_prob
     rec["n_velo_hits"] = found.n_velo
     rec["n_ut_hits"] = found.n_ut
     rec["n_t_hits"] = found.n_t
@@ -302,7 +310,7 @@ def assemble_outputs(
         offsets,
     )
     clock("primary_vertices")
-    record = _track_record(out.found, out.fit, out.index_in_event)
+    record = _track_record(out)
     local_pv = pvs.best_pv - pvs.vertex_offsets[out.found.event]
     record["ip"] = pvs.ip
     record["ip_chi2"] = pvs.ip_chi2
