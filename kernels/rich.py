@@ -13,7 +13,9 @@ practice e, μ, π, K, p in that order):
     n_expected      (n_tr, H)  expected number of detected photons per hypothesis, ≥ 0
                                (0: below threshold)
     sigma           (n_tr,)    per-photon resolution of the Cherenkov angle (rad), > 0
-    background      (e,)       flat background density of each event (photons / rad²), > 0
+    background      (n_ph,)    background density at each photon (photons / rad²), > 0: the
+                               density of photons from no track's ring where the photon lies
+                               (flat over an event, or per region of the detector plane)
     pion            int        the column of the pion hypothesis (the reference of the DLLs)
     window          float      W: each ring is cut at |θ − θ_h| > W·σ
     n_iterations    int        passes of the likelihood, ≥ 1 (1: every track a pion)
@@ -27,13 +29,14 @@ N_jh photons around a ring (uniform in azimuth) with the density (photons / rad�
     s_jh(i) = N_jh · exp(−(θ_ij − θ_jh)² / 2σ_j²) / (√(2π) σ_j) / (2π · max(θ_ij, 1e-9))
 
 where N_jh > 0 and |θ_ij − θ_jh| ≤ W·σ_j, and 0 elsewhere. With c_j the current hypothesis of
-each track, the expected density at photon i of event k is D(i) = b_k + Σ_j s_{j,c_j}(i), and
-the change of the extended log-likelihood when track j alone goes from c_j to h is
+each track, the expected density at photon i is D(i) = b_i + Σ_j s_{j,c_j}(i), and the change
+of the extended log-likelihood when track j alone goes from c_j to h is
 
-    Δ_j(h) = −(N_jh − N_{j,c_j}) + Σ_i [ln max(D(i) − s_{j,c_j}(i) + s_jh(i), b_k) − ln D(i)]
+    Δ_j(h) = −(N_jh − N_{j,c_j}) + Σ_i [ln max(D(i) − s_{j,c_j}(i) + s_jh(i), b_i) − ln D(i)]
 
 over the photons with s_jh(i) ≠ s_{j,c_j}(i) (a photon where both are equal adds exactly 0; the
-max only guards the rounding of D(i) − s_{j,c_j}(i) ≥ b_k), so Δ_j(c_j) = 0 exactly. The DLL
+max only guards the rounding of D(i) − s_{j,c_j}(i) ≥ b_i), so Δ_j(c_j) = 0 exactly. (The
+background's own expected count is the same under every hypothesis and drops out.) The DLL
 is DLL_j(h) = Δ_j(h) − Δ_j(pion), hence DLL_j(pion) = 0 exactly, and a track with no hypothesis
 above threshold has DLL 0 everywhere.
 
@@ -268,7 +271,7 @@ def _event(
     theta: np.ndarray,
     n_expected: np.ndarray,
     sigma: np.ndarray,
-    b: float,
+    background: np.ndarray,
     pion: int,
     window: float,
     n_iterations: int,
@@ -307,7 +310,7 @@ def _event(
         if it > 0 and (moved == current).all():
             break  # every further pass would repeat this one exactly
         current[:] = moved
-        density[:] = b
+        density[:] = background[p0:p1]
         for jj in range(n_tr):
             c = current[jj]
             for p in range(start[jj], start[jj + 1]):
@@ -321,6 +324,7 @@ def _event(
                 delta[h] = -(n_expected[j, h] - n_expected[j, c])
             for p in range(start[jj], start[jj + 1]):
                 i = pair_photon[p]
+                b = background[p0 + i]
                 s_c = pair_s[p, c]
                 rest = density[i] - s_c
                 ld = log_density[i]
@@ -367,8 +371,10 @@ def rich_likelihood(
     n_events = photon_offsets.shape[0] - 1
     n_tr = tracks.shape[0]
     n_hyp = theta.shape[1]
-    if track_offsets.shape[0] != n_events + 1 or background.shape[0] != n_events:
-        raise ValueError("rich_likelihood: offsets and background need the same events")
+    if track_offsets.shape[0] != n_events + 1:
+        raise ValueError("rich_likelihood: photon and track offsets need the same events")
+    if background.shape[0] != photons.shape[0]:
+        raise ValueError("rich_likelihood: background needs one density per photon row")
     if photon_offsets[0] < 0 or photon_offsets[n_events] > photons.shape[0]:
         raise ValueError("rich_likelihood: photon_offsets beyond the photon rows")
     if track_offsets[0] < 0 or track_offsets[n_events] > n_tr:
@@ -403,7 +409,7 @@ def rich_likelihood(
             theta,
             n_expected,
             sigma,
-            background[e],
+            background,
             pion,
             window,
             n_iterations,
@@ -435,7 +441,6 @@ def rich_likelihood_reference(
     for e in range(len(photon_offsets) - 1):
         phs = range(int(photon_offsets[e]), int(photon_offsets[e + 1]))
         trs = range(int(track_offsets[e]), int(track_offsets[e + 1]))
-        b = float(background[e])
         s: dict[tuple[int, int, int], float] = {}
         for j in trs:
             sig = float(sigma[j])
@@ -461,7 +466,7 @@ def rich_likelihood_reference(
             current = dict(moved)
             d: dict[int, float] = {}
             for i in phs:
-                d[i] = b
+                d[i] = float(background[i])
                 for j in trs:
                     d[i] += s[j, current[j], i]
             for j in trs:
@@ -471,6 +476,7 @@ def rich_likelihood_reference(
                     total = -(float(n_expected[j, h]) - float(n_expected[j, c]))
                     for i in phs:
                         if s[j, h, i] != s[j, c, i]:
+                            b = float(background[i])
                             total += math.log(max(d[i] - s[j, c, i] + s[j, h, i], b)) - math.log(
                                 d[i]
                             )

@@ -280,6 +280,14 @@ def test_disabling_an_element(tmp_path):
             ["muon.stations.X9", "index"],
         ),
         ('base = "lhcb-run3"\nmagnet = 3\n', ["'magnet' must be a table"]),
+        (
+            'base = "lhcb-run3"\n[rich.RICH1]\nbackground_regions = 0\n',
+            ["rich.RICH1.background_regions", "integer in [1, 100000]", "got 0"],
+        ),
+        (
+            'base = "lhcb-run3"\n[rich.RICH2]\nbackground_regions = 2.5\n',
+            ["rich.RICH2.background_regions", "got 2.5"],
+        ),
         ("this is = not toml\n", ["not valid TOML"]),
     ],
 )

@@ -274,3 +274,52 @@ def test_ring_residuals_with_reconstructed_directions_match_the_expected_width()
         r, w = np.concatenate(res), np.concatenate(width)
         core = 1.4826 * np.median(np.abs(r - np.median(r)))
         assert core == pytest.approx(np.mean(w), rel=0.2), rad.name
+
+
+def test_local_background_counts_the_photons_no_ring_accounts_for():
+    from lamarr_col.detailed.rich_photons import RichPhotons, plane_half_widths, radiators
+    from lamarr_col.detailed.rich_pid import local_background
+
+    rich, rad = radiators(CONDITIONS)[0]
+    half_x, half_y = plane_half_widths(rich, rad)
+    side = math.sqrt(4 * half_x * half_y / rich.background_regions)
+    wx = 2 * half_x / round(2 * half_x / side)
+    wy = 2 * half_y / round(2 * half_y / side)
+    floor = max(rich.noise, 1.0) / (4 * half_x * half_y)
+    # the centre of one region, and a ring of 16 photons exactly where its 16 points lie
+    cx, cy = -half_x + 3.5 * wx, -half_y + 2.5 * wy
+    theta = 0.04
+    phi = 2 * np.pi * (np.arange(16) + 0.5) / 16
+    ring = np.column_stack([0.1 + theta * np.cos(phi), 0.05 + theta * np.sin(phi)])
+    rng = np.random.default_rng(3)
+    crowd = np.array([cx, cy]) + rng.uniform(-0.45, 0.45, (40, 2)) * [wx, wy]
+    # event 0: the crowd, one lone photon, one without coordinates; event 1: the ring
+    xy = np.concatenate([crowd, [[0.2, -0.2], [np.nan, 0.0]], ring])
+    photons = RichPhotons(
+        xy[:, 0], xy[:, 1], np.full(len(xy), -1), np.array([0, 42, 58], dtype=np.int64)
+    )
+    b = local_background(
+        photons,
+        rich,
+        rad,
+        np.array([1]),
+        np.array([[0.1, 0.05]]),
+        np.array([theta]),
+        np.array([16.0]),
+    )
+    np.testing.assert_allclose(b[:40], 40 / (wx * wy), rtol=1e-12)
+    assert b[40] == pytest.approx(max(1 / (wx * wy), floor), rel=1e-12)
+    assert b[41] == floor
+    np.testing.assert_allclose(b[42:], floor, rtol=1e-12)  # the ring explains its photons
+    # without the track, its photons are background of their own regions
+    alone = local_background(
+        photons,
+        rich,
+        rad,
+        np.array([1]),
+        np.array([[0.1, 0.05]]),
+        np.array([theta]),
+        np.array([0.0]),
+    )
+    assert (alone[42:] >= 1 / (wx * wy)).all()
+    np.testing.assert_array_equal(alone[:42], b[:42])

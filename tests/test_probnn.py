@@ -77,7 +77,7 @@ def test_feature_list_is_documented_and_matches_the_cards():
     assert tuple(f"probnn_{c}" for c in CLASSES) == OUTPUT_FIELDS
     assert set(OUTPUT_FIELDS) <= set(TRACK_PID_FIELDS)
     for name in ("lhcb-run3", "lhcb-run2"):
-        card = json.loads((SHIPPED / model_id(name) / "v1" / "model.json").read_text())
+        card = json.loads((SHIPPED / model_id(name) / "v2" / "model.json").read_text())
         assert card["inputs"] == [{"name": f.name, "unit": f.unit, "doc": f.doc} for f in FEATURES]
         assert card["outputs"] == list(OUTPUT_FIELDS)
         flags = [i for i, f in enumerate(FEATURES) if f.flag]
@@ -199,9 +199,9 @@ def test_no_model_or_probnn_off_gives_nan(kaons_pions, tmp_path):
 
 def _copy_shipped(root: Path) -> Path:
     """A registry under ``root`` holding a copy of the shipped Run 3 model; its folder."""
-    folder = root / model_id("lhcb-run3") / "v1"
-    shutil.copytree(SHIPPED / model_id("lhcb-run3") / "v1", folder)
-    register(root, model_id("lhcb-run3"), "v1")
+    folder = root / model_id("lhcb-run3") / "v2"
+    shutil.copytree(SHIPPED / model_id("lhcb-run3") / "v2", folder)
+    register(root, model_id("lhcb-run3"), "v2")
     return folder
 
 

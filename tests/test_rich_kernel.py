@@ -35,7 +35,8 @@ def _run(
     window: float = 4.0,
     kernel: Kernel = rich_likelihood,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Run ``kernel`` on events given as (photons, tracks, theta, n_expected, sigma, b)."""
+    """Run ``kernel`` on events given as (photons, tracks, theta, n_expected, sigma, b), b the
+    background density of the event or of each of its photons."""
     photons = [np.asarray(e[0], dtype=np.float64).reshape(-1, 2) for e in events]
     tracks = [np.asarray(e[1], dtype=np.float64).reshape(-1, 2) for e in events]
     n_tr = sum(len(t) for t in tracks)
@@ -52,7 +53,12 @@ def _run(
         np.ascontiguousarray(theta),
         np.ascontiguousarray(n_exp),
         sigma,
-        np.array([e[5] for e in events], dtype=np.float64),
+        np.concatenate(
+            [
+                np.broadcast_to(np.asarray(e[5], dtype=np.float64), len(p))
+                for e, p in zip(events, photons, strict=True)
+            ]
+        ),
         PION,
         window,
         n_iterations,
@@ -99,6 +105,8 @@ def _random_event(
     photons[rng.random(n_ph) < 0.02, 0] = np.nan  # photons that belong to no ring
     photons[rng.random(n_ph) < 0.02, 1] = np.inf
     background = float(np.exp(rng.uniform(np.log(5.0), np.log(2000.0))))
+    if rng.random() < 0.5:  # a background varying over the plane, as the per-region estimate gives
+        background = background * np.exp(rng.uniform(-1.5, 1.5, n_ph))
     return photons, tracks, theta, n_exp, sigma, background
 
 
@@ -200,11 +208,11 @@ def test_permuting_tracks_or_photons_within_an_event():
     dll, best = _run(events, n_iterations=3)
     rng = np.random.default_rng(12)
     shuffled, track_perm, first = [], [], 0
-    for photons, tracks, theta, n_exp, sigma, b in events:
+    for photons, tracks, theta, n_exp, sigma, bg in events:
         p = rng.permutation(len(tracks))
-        shuffled.append(
-            (photons[rng.permutation(len(photons))], tracks[p], theta[p], n_exp[p], sigma[p], b)
-        )
+        q = rng.permutation(len(photons))
+        b = np.broadcast_to(bg, len(photons))[q]  # a photon keeps its background
+        shuffled.append((photons[q], tracks[p], theta[p], n_exp[p], sigma[p], b))
         track_perm.append(first + p)
         first += len(tracks)
     perm = np.concatenate(track_perm)
@@ -299,10 +307,31 @@ def test_bad_arguments_are_refused():
         rich_likelihood(*args)
     args[8] = PION
     args[7] = np.ones(2)
-    with pytest.raises(ValueError, match="background"):
+    with pytest.raises(ValueError, match="background needs one density per photon"):
         rich_likelihood(*args)
-    args[7] = np.ones(2)
+    args[7] = np.ones(1)
+    args[3] = np.array([0, 1, 1])
+    with pytest.raises(ValueError, match="need the same events"):
+        rich_likelihood(*args)
     args[1] = np.array([0, 1, 0])
     args[3] = np.array([0, 1, 1])
     with pytest.raises(ValueError, match="decrease"):
         rich_likelihood(*args)
+
+
+def test_each_photon_is_weighed_against_its_own_background():
+    # a kaon ring, half of its photons where the background is 10⁴ times denser: its pion
+    # window (7 mrad away, beyond 4σ) holds none of them, so each photon adds ln(1 + s_K / b_i)
+    ring = _ring((0.0, 0.0), THETA_A[KAON], 22)
+    b = np.where(np.arange(22) % 2 == 0, 10.0, 1e5)
+    s_k = N_A[KAON] / (math.sqrt(2.0 * math.pi) * SIGMA) / (2.0 * math.pi * THETA_A[KAON])
+    expected = -(N_A[KAON] - N_A[PION]) + float(np.log1p(s_k / b).sum())
+    dll = {}
+    for name, bg in (("local", b), ("low", 10.0), ("high", 1e5)):
+        for kernel in (rich_likelihood, rich_likelihood_reference):
+            dll[name, kernel] = _run(
+                [(ring, [(0.0, 0.0)], [THETA_A], [N_A], [SIGMA], bg)], kernel=kernel
+            )[0][0, KAON]
+        assert dll[name, rich_likelihood] == pytest.approx(dll[name, rich_likelihood_reference])
+    assert dll["local", rich_likelihood] == pytest.approx(expected, rel=1e-12)
+    assert dll["high", rich_likelihood] < expected < dll["low", rich_likelihood]

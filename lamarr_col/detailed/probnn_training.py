@@ -259,7 +259,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--events", type=int, default=300, help="Pythia crossings")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--embed", type=int, default=2, help="gun particles per crossing")
-    parser.add_argument("--version", default="v1", help="model version to write")
+    parser.add_argument("--version", default="v2", help="model version to write")
     parser.add_argument("--epochs", type=int, default=100, help="maximum training epochs")
     where = parser.add_mutually_exclusive_group()
     where.add_argument("--store", action="store_true", help="write into the shipped weights")

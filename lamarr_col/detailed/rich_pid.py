@@ -15,10 +15,17 @@ For each read-out radiator (:func:`.rich_photons.radiators`) and each track with
    below threshold);
 3. every photon of the event in that radiator, from any particle or noise, can belong to any
    track: the global event likelihood of :func:`lamarr_col.kernels.rich.rich_likelihood`
-   (rings of all tracks at their current best hypotheses over a flat background, two passes)
-   gives each track's log-likelihood differences to the pion. The flat background density is
-   the photons not expected from the tracks (at the pion hypothesis), spread over the
-   radiator's angular acceptance, at least the noise density.
+   (rings of all tracks at their current best hypotheses over a background) gives each
+   track's log-likelihood differences to the pion;
+4. the background is local, as LHCb estimates it per photodetector: the detector plane is cut
+   into ``[rich.*] background_regions`` squares (:func:`local_background`), and a photon's
+   background density is the photons of its square that the tracks' rings do not account
+   for, over the square's area, at least the noise density. Photons of particles without a
+   track (secondaries, low-momentum and out-of-acceptance particles) crowd the middle of the
+   plane, where most rings lie; a flat background would take them for ring photons there.
+   The first estimate takes every ring at the pion hypothesis; after one pass of the
+   likelihood, the second takes each ring at its track's most likely hypothesis, and two
+   more passes give the DLLs (LHCb also alternates background and likelihood).
 
 The DLLs of the radiators add up (the photons of the two RICHes are independent). A track in
 no radiator has no RICH information (flag false, DLLs 0); a hypothesis is "above threshold"
@@ -27,6 +34,7 @@ when it would radiate in at least one radiator the track crosses.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -43,6 +51,7 @@ __all__ = [
     "PION",
     "RichPid",
     "expected_rings",
+    "local_background",
     "radiator_states",
     "track_likelihoods",
     "track_resolution",
@@ -54,8 +63,12 @@ MASSES = np.array([0.51099895, 105.6583755, 139.57039, 493.677, 938.27208816])
 PION = 2
 #: Half width of a ring's photon window, in per-photon resolutions
 WINDOW = 4.0
-#: Passes of the global likelihood (1: every other track a pion)
-ITERATIONS = 2
+#: Passes of the global likelihood after each estimate of the background (1: every other
+#: track a pion): the first estimate takes every ring at the pion hypothesis, the second at
+#: each track's most likely hypothesis of the first pass, as LHCb iterates its background
+BACKGROUND_PASSES = (1, 2)
+#: Azimuthal points per ring when sharing its expected photons among the regions
+_RING_POINTS = 16
 
 
 @dataclass(frozen=True)
@@ -128,6 +141,65 @@ def radiator_states(
     return out
 
 
+def local_background(
+    photons: RichPhotons,
+    rich: Rich,
+    radiator: RichRadiator,
+    event: npt.NDArray[np.int64],
+    direction: npt.NDArray[np.float64],
+    theta: npt.NDArray[np.float64],
+    n_expected: npt.NDArray[np.float64],
+    regions: int | None = None,
+) -> npt.NDArray[np.float64]:
+    """Background density (photons / rad²) at each photon of ``photons``.
+
+    ``event`` (t,) batch event of each track, ``direction`` (t, 2) its tx, ty at the radiator,
+    ``theta`` and ``n_expected`` (t,) its ring at the hypothesis taken (N = 0: no ring). The
+    plane (:func:`plane_half_widths`) is cut into a grid of about ``regions`` squares
+    (default ``rich.background_regions``); in each square of each event the density is
+    (photons − ring photons expected there) / area, at least the noise density of the plane.
+    A ring's expected photons are shared among the squares its circle crosses (16 points in
+    azimuth, those off the plane dropped). A photon off the plane or with a non-finite
+    coordinate gets the floor."""
+    half_x, half_y = plane_half_widths(rich, radiator)
+    side = math.sqrt(4.0 * half_x * half_y / (regions or rich.background_regions))
+    nx = max(1, round(2.0 * half_x / side))
+    ny = max(1, round(2.0 * half_y / side))
+    wx, wy = 2.0 * half_x / nx, 2.0 * half_y / ny
+    floor = max(rich.noise, 1.0) / (4.0 * half_x * half_y)
+    n_events = len(photons.offsets) - 1
+    n_cells = nx * ny
+
+    def cells(x: npt.NDArray[np.float64], y: npt.NDArray[np.float64]) -> npt.NDArray[np.int64]:
+        """Region of each point, −1 off the plane (NaN included)."""
+        with np.errstate(invalid="ignore"):
+            ix = np.floor((x + half_x) / wx)
+            iy = np.floor((y + half_y) / wy)
+            on = (ix >= 0) & (ix < nx) & (iy >= 0) & (iy < ny)
+        return np.where(on, np.where(on, ix, 0) * ny + np.where(on, iy, 0), -1).astype(np.int64)
+
+    ph_event = np.repeat(np.arange(n_events), np.diff(photons.offsets))
+    ph_cell = cells(photons.x, photons.y)
+    on = ph_cell >= 0
+    count = np.bincount(ph_event[on] * n_cells + ph_cell[on], minlength=n_events * n_cells).astype(
+        np.float64
+    )
+    phi = 2.0 * np.pi * (np.arange(_RING_POINTS) + 0.5) / _RING_POINTS
+    ring = n_expected > 0.0
+    r = theta[ring, None]
+    pt_cell = cells(
+        direction[ring, 0, None] + r * np.cos(phi), direction[ring, 1, None] + r * np.sin(phi)
+    )
+    pt_event = np.broadcast_to(event[ring, None], pt_cell.shape)
+    pt_n = np.broadcast_to(n_expected[ring, None] / _RING_POINTS, pt_cell.shape)
+    hit = pt_cell >= 0
+    count -= np.bincount(
+        pt_event[hit] * n_cells + pt_cell[hit], pt_n[hit], minlength=n_events * n_cells
+    )
+    density = np.maximum(count / (wx * wy), floor)
+    return np.where(on, density[ph_event * n_cells + np.maximum(ph_cell, 0)], floor)
+
+
 def track_likelihoods(
     photons: RichPhotons,
     rich: Rich,
@@ -158,30 +230,34 @@ def track_likelihoods(
     sel = np.flatnonzero(used)
     n_events = len(photons.offsets) - 1
     track_offsets = np.searchsorted(event[sel], np.arange(n_events + 1)).astype(np.int64)
-    # flat background: photons not expected from the tracks, over the widened acceptance
-    half_x, half_y = plane_half_widths(rich, radiator)
-    area = 4.0 * half_x * half_y
-    n_ph = np.diff(photons.offsets).astype(np.float64)
-    expected = np.bincount(event[sel], n_exp[sel, PION], minlength=n_events)
-    floor = max(rich.noise, 1.0) / area
-    background = np.maximum((n_ph - expected) / area, floor)
+    direction = np.ascontiguousarray(middle[sel][:, 3:5])
+    xy = np.ascontiguousarray(np.stack([photons.x, photons.y], axis=1))
+    theta_s = np.ascontiguousarray(theta[sel])
+    n_s = np.ascontiguousarray(n_exp[sel])
+    sigma = track_resolution(p[sel], rich, radiator)
     dll = np.zeros((len(sel), len(HYPOTHESES)))
-    best = np.zeros(len(sel), dtype=np.int8)
-    rich_likelihood(
-        np.ascontiguousarray(np.stack([photons.x, photons.y], axis=1)),
-        photons.offsets,
-        np.ascontiguousarray(middle[sel][:, 3:5]),
-        track_offsets,
-        np.ascontiguousarray(theta[sel]),
-        np.ascontiguousarray(n_exp[sel]),
-        track_resolution(p[sel], rich, radiator),
-        np.ascontiguousarray(background),
-        PION,
-        WINDOW,
-        ITERATIONS,
-        dll,
-        best,
-    )
+    best = np.full(len(sel), PION, dtype=np.int8)
+    rows = np.arange(len(sel))
+    for passes in BACKGROUND_PASSES:
+        # the background of the rings at each track's most likely hypothesis so far
+        background = local_background(
+            photons, rich, radiator, event[sel], direction, theta_s[rows, best], n_s[rows, best]
+        )
+        rich_likelihood(
+            xy,
+            photons.offsets,
+            direction,
+            track_offsets,
+            theta_s,
+            n_s,
+            sigma,
+            background,
+            PION,
+            WINDOW,
+            passes,
+            dll,
+            best,
+        )
     out = np.zeros((n, len(HYPOTHESES)))
     out[sel] = dll
     return out, used, above

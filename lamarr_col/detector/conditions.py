@@ -159,6 +159,9 @@ class Rich:
     radiators: tuple[RichRadiator, ...]
     #: mean photodetector noise hits per bunch crossing, uniform over the detector plane
     noise: float = 0.0
+    #: regions of about equal area that the reconstruction estimates the background of the
+    #: photodetector plane in (LHCb: one per photodetector); 1 for a flat background
+    background_regions: int = 1
 
 
 @dataclass(frozen=True)

@@ -108,6 +108,7 @@ _SCHEMA: dict[str, Any] = {
                 "x0",
                 "lambda_i",
                 "noise",
+                "background_regions",
                 "enabled",
             )
         )
@@ -326,6 +327,13 @@ class _Builder:
             raise self.fail(f"{where}.enabled", f"must be true or false, got {value!r}")
         return value
 
+    def count(self, table: Mapping[str, Any], key: str, where: str, default: int, hi: int) -> int:
+        """An integer in [1, hi]."""
+        value = table.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= hi:
+            raise self.fail(f"{where}.{key}", f"must be an integer in [1, {hi}], got {value!r}")
+        return value
+
     def check_range(self, value: float, lo: float, hi: float, where: str) -> float:
         if not lo <= value <= hi:
             raise self.fail(where, f"must be in [{lo}, {hi}], got {value}")
@@ -411,6 +419,7 @@ class _Builder:
             noise=self.check_range(
                 self.num(table, "noise", where, 0.0), 0.0, 1e6, f"{where}.noise"
             ),
+            background_regions=self.count(table, "background_regions", where, 1, 100_000),
         )
 
     def calorimeter(self, name: str, table: Mapping[str, Any]) -> Calorimeter:
