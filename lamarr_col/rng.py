@@ -32,6 +32,7 @@ STREAMS: Final = MappingProxyType(
         "conversion": 10,
         "muon": 11,
         "rich": 12,
+        "ecal": 13,
     }
 )
 

@@ -4,6 +4,7 @@
 the flat arrays the kernels read, ``describe()`` a printable summary. See ``docs/detector.md``.
 """
 
+from lamarr_col.detector.calo_grid import CaloGrid
 from lamarr_col.detector.conditions import (
     GROUPS,
     PLANE_FIELDS,
@@ -33,6 +34,7 @@ __all__ = [
     "PLANE_FIELDS",
     "POLARITIES",
     "Absorber",
+    "CaloGrid",
     "CaloRegion",
     "Calorimeter",
     "ConditionSet",
