@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from lamarr_col.detailed.ecal_reco import cluster_digits, containment, make_digits
-from lamarr_col.detailed.ecal_showers import ecal_showers
+from lamarr_col.detailed.ecal_showers import chain_showers
 from lamarr_col.detailed.pid import run_pid
 from lamarr_col.detailed.simulate import run_tracking
 from lamarr_col.detector import CaloGrid, load_conditions
@@ -25,17 +25,8 @@ def _reco(n: int, first: int = 0, p: str = "flat:40000:60000"):
     events = gun.generate(EventKeys(5), np.arange(first, first + n))
     out = run_tracking(events, CONDITIONS, seed=1)
     pid = run_pid(out, CONDITIONS, seed=1, probnn=False)
+    showers = chain_showers(out, pid, CONDITIONS, seed=1)
     numbers = ak.to_numpy(out.events.event).astype(np.uint64)
-    showers = ecal_showers(
-        out.particles,
-        out.transport,
-        pid.downstream,
-        out.particle_event_index,
-        out.index_in_event,
-        numbers,
-        CONDITIONS,
-        seed=1,
-    )
     digits = make_digits(showers, GRID, CONDITIONS.ecal, numbers, seed=1)
     return out, showers, digits, cluster_digits(digits, GRID, CONDITIONS.ecal)
 

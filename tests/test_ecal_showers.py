@@ -3,11 +3,10 @@ resolution, muon MIPs, hadron showers, all keyed per event."""
 
 from __future__ import annotations
 
-import awkward as ak
 import numpy as np
 import pytest
 
-from lamarr_col.detailed.ecal_showers import HADRON_VISIBLE, KINDS, ecal_showers
+from lamarr_col.detailed.ecal_showers import HADRON_VISIBLE, KINDS, chain_showers
 from lamarr_col.detailed.pid import run_pid
 from lamarr_col.detailed.simulate import run_tracking
 from lamarr_col.detector import load_conditions
@@ -22,17 +21,7 @@ def _showers(species: str, n: int, first: int = 0, p: str = "flat:5000:50000", m
     events = gun.generate(EventKeys(3), np.arange(first, first + n))
     out = run_tracking(events, CONDITIONS, seed=1)
     pid = run_pid(out, CONDITIONS, seed=1, probnn=False)
-    numbers = ak.to_numpy(out.events.event).astype(np.uint64)
-    sh = ecal_showers(
-        out.particles,
-        out.transport,
-        pid.downstream,
-        out.particle_event_index,
-        out.index_in_event,
-        numbers,
-        CONDITIONS,
-        seed=1,
-    )
+    sh = chain_showers(out, pid, CONDITIONS, seed=1)
     return out, sh
 
 

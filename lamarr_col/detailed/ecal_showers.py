@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
@@ -46,7 +47,11 @@ from lamarr_col.detailed.transport import REASONS, TransportResult
 from lamarr_col.detector.conditions import ConditionSet
 from lamarr_col.rng import EventKeys
 
-__all__ = ["HADRON_VISIBLE", "KINDS", "STREAM", "Showers", "ecal_showers"]
+if TYPE_CHECKING:
+    from lamarr_col.detailed.pid import PidOutput
+    from lamarr_col.detailed.simulate import TrackingOutput
+
+__all__ = ["HADRON_VISIBLE", "KINDS", "STREAM", "Showers", "chain_showers", "ecal_showers"]
 
 #: Random stream of the ECAL response (:data:`lamarr_col.rng.STREAMS`).
 STREAM = "ecal"
@@ -209,4 +214,20 @@ def ecal_showers(
         r_core=r_core,
         r_tail=r_tail,
         w_core=w_core,
+    )
+
+
+def chain_showers(
+    out: TrackingOutput, pid: PidOutput, conditions: ConditionSet, *, seed: int
+) -> Showers:
+    """:func:`ecal_showers` of one batch of the chain (tracking output and its PID)."""
+    return ecal_showers(
+        out.particles,
+        out.transport,
+        pid.downstream,
+        out.particle_event_index,
+        out.index_in_event,
+        np.asarray(out.events.event, dtype=np.uint64),
+        conditions,
+        seed=seed,
     )
