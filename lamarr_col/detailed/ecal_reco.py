@@ -30,7 +30,8 @@ from functools import cache
 import numpy as np
 import numpy.typing as npt
 
-from lamarr_col.detailed.ecal_showers import STREAM, Showers
+from lamarr_col.detailed.ecal_showers import EM_PROFILE, STREAM, Showers, moliere_radius
+from lamarr_col.detailed.recognition import concatenated_ranges
 from lamarr_col.detector.calo_grid import CaloGrid
 from lamarr_col.detector.conditions import Calorimeter
 from lamarr_col.kernels.ecal import ecal_deposit, profile_fraction
@@ -61,8 +62,6 @@ REACH = 4.0
 #: Cells receiving less than this fraction of a shower get none of it
 MIN_FRACTION = 1e-4
 _NOISE_COUNTER = np.uint64(1 << 40)
-# the electromagnetic profile of .ecal_showers, in Molière radii
-_EM = (0.8, 0.2, 1.0)
 
 
 @dataclass(frozen=True)
@@ -178,7 +177,7 @@ def make_digits(
 
 @cache
 def _containment(region_cell: tuple[float, ...], moliere_radius: float) -> tuple[float, ...]:
-    w, rc, rt = _EM
+    w, rc, rt = EM_PROFILE
     out = []
     u = (np.arange(9) + 0.5) / 9 - 0.5  # impacts spread over the seed cell
     for c in region_cell:
@@ -197,8 +196,8 @@ def _containment(region_cell: tuple[float, ...], moliere_radius: float) -> tuple
 def containment(grid: CaloGrid, calo: Calorimeter) -> npt.NDArray[np.float64]:
     """Mean fraction (per region) of an electromagnetic shower inside the 3×3 cells around
     its seed, for impacts spread evenly over the seed cell."""
-    rm = calo.moliere_radius if calo.moliere_radius > 0 else 35.0
-    return np.array(_containment(tuple(float(c) for c in grid.region_cell), float(rm)))
+    cells = tuple(float(c) for c in grid.region_cell)
+    return np.array(_containment(cells, moliere_radius(calo)))
 
 
 def cluster_digits(digits: Digits, grid: CaloGrid, calo: Calorimeter) -> Clusters:
@@ -238,8 +237,7 @@ def cluster_digits(digits: Digits, grid: CaloGrid, calo: Calorimeter) -> Cluster
     pair_start = np.searchsorted(digits.pair_digit, np.arange(len(digits.cell) + 1))
     count = pair_start[member_digit + 1] - pair_start[member_digit]
     rep = np.repeat(np.arange(len(member_digit)), count)
-    first = np.repeat(pair_start[member_digit] - np.cumsum(count) + count, count)
-    pair = first + np.arange(len(rep))
+    pair = concatenated_ranges(pair_start[member_digit], pair_start[member_digit + 1])
     c_key = member_cluster[rep]
     s_key = digits.pair_shower[pair]
     amount = member_weight[rep] * digits.pair_energy[pair]

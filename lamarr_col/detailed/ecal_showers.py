@@ -44,14 +44,23 @@ import numpy.typing as npt
 
 from lamarr_col.detailed.downstream import DownstreamTransport
 from lamarr_col.detailed.transport import REASONS, TransportResult
-from lamarr_col.detector.conditions import ConditionSet
+from lamarr_col.detector.conditions import Calorimeter, ConditionSet
 from lamarr_col.rng import EventKeys
 
 if TYPE_CHECKING:
     from lamarr_col.detailed.pid import PidOutput
     from lamarr_col.detailed.simulate import TrackingOutput
 
-__all__ = ["HADRON_VISIBLE", "KINDS", "STREAM", "Showers", "chain_showers", "ecal_showers"]
+__all__ = [
+    "EM_PROFILE",
+    "HADRON_VISIBLE",
+    "KINDS",
+    "STREAM",
+    "Showers",
+    "chain_showers",
+    "ecal_showers",
+    "moliere_radius",
+]
 
 #: Random stream of the ECAL response (:data:`lamarr_col.rng.STREAMS`).
 STREAM = "ecal"
@@ -59,6 +68,11 @@ STREAM = "ecal"
 HADRON_VISIBLE = 0.5
 #: Shower kinds, the ``kind`` codes of :class:`Showers`
 KINDS = {"EM": 0, "HADRONIC": 1, "MIP": 2}
+#: Electromagnetic lateral profile: core weight, core and tail radii in Molière radii
+EM_PROFILE = (0.8, 0.2, 1.0)
+#: Hadronic lateral profile, the same way [PLAUS]
+_HADRONIC_PROFILE = (0.5, 1.0, 4.0)
+_DEFAULT_MOLIERE = 35.0  # mm, lead–scintillator [DET08]
 _SLOTS = 8
 _MIP_RADIUS = 2.0  # mm
 
@@ -87,6 +101,11 @@ class Showers:
         return len(self.event)
 
 
+def moliere_radius(calo: Calorimeter) -> float:
+    """The calorimeter's Molière radius (mm), 35 mm when the condition set gives none."""
+    return calo.moliere_radius if calo.moliere_radius > 0 else _DEFAULT_MOLIERE
+
+
 def _energy(qop: npt.NDArray[np.float64], charge: npt.NDArray, mass: npt.NDArray) -> npt.NDArray:
     with np.errstate(divide="ignore", invalid="ignore"):
         p = np.abs(charge / qop)
@@ -110,7 +129,7 @@ def ecal_showers(
     transport beyond T, ``event_numbers`` (e,) the event number of each batch event."""
     ecal = conditions.ecal
     z_sm = ecal.z_shower_max
-    rm = ecal.moliere_radius if ecal.moliere_radius > 0 else 35.0
+    rm = moliere_radius(ecal)
     pid = np.asarray(particles["pid"]).astype(np.int64)
     apid = np.abs(pid)
     px = np.asarray(particles["px"], dtype=np.float64)
@@ -199,9 +218,11 @@ def ecal_showers(
     depth = -np.log1p(-u_depth * (1.0 - math.exp(-lam)))
     visible = np.where(had, energy * HADRON_VISIBLE * (1.0 - depth / lam) * u_frac, visible)
     visible = np.maximum(visible, 0.0)
-    r_core = np.select([em, had], [0.2 * rm, rm], _MIP_RADIUS)
-    r_tail = np.select([em, had], [rm, 4.0 * rm], _MIP_RADIUS)
-    w_core = np.select([em, had], [0.8, 0.5], 1.0)
+    w_em, core_em, tail_em = EM_PROFILE
+    w_had, core_had, tail_had = _HADRONIC_PROFILE
+    r_core = np.select([em, had], [core_em * rm, core_had * rm], _MIP_RADIUS)
+    r_tail = np.select([em, had], [tail_em * rm, tail_had * rm], _MIP_RADIUS)
+    w_core = np.select([em, had], [w_em, w_had], 1.0)
     return Showers(
         event=ev.astype(np.int64),
         particle=idx.astype(np.int64),

@@ -47,6 +47,7 @@ from lamarr_col.kernels.acceptance import TRACK_TYPES
 __all__ = [
     "FoundTracks",
     "RecognitionRules",
+    "concatenated_ranges",
     "find_tracks",
     "segment_counts",
     "segment_crossings",
@@ -172,7 +173,9 @@ def _segments(
     return velo, ut, t
 
 
-def _ranges(starts: npt.NDArray[np.int64], ends: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+def concatenated_ranges(
+    starts: npt.NDArray[np.int64], ends: npt.NDArray[np.int64]
+) -> npt.NDArray[np.int64]:
     """The integers of the ranges [starts[i], ends[i]) one after another."""
     lengths = ends - starts
     total = int(lengths.sum())
@@ -271,7 +274,7 @@ def find_tracks(
     ends = np.stack([e1, e2], axis=1).ravel()
     offsets = np.zeros(len(kind) + 1, dtype=np.int64)
     np.cumsum((e1 - s1) + (e2 - s2), out=offsets[1:])
-    index = chosen[_ranges(starts, ends)]
+    index = chosen[concatenated_ranges(starts, ends)]
     group = conditions.planes()["group"][hits.plane[index].astype(np.int64)]
     track_of_hit = np.repeat(np.arange(len(kind)), np.diff(offsets))
 

@@ -17,7 +17,6 @@ region boundary: the smaller or larger cells touching that 3 × 3 footprint). St
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -212,7 +211,3 @@ class CaloGrid:
                 f"{self.region_ncol[k]} × {self.region_nrow[k]} grid, {n_valid} cells"
             )
         return "\n".join(lines)
-
-    def reach_cells(self, radius: float) -> int:
-        """Cells of the smallest size within ``radius`` (mm) of a point: a bound for sizing."""
-        return math.ceil(radius / float(self.region_cell.min()))
