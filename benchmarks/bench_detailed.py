@@ -8,7 +8,8 @@
   minimum-bias crossings at Run 3 pile-up (ν = 7.6), with the time of each stage; charged
   particles are those of the generated crossings. The PID cost per track: the time of the PID
   stages (``pid_transport``, ``muon``, ``rich``) over the tracks with a momentum (long,
-  upstream, downstream).
+  upstream, downstream). The ECAL's cost per crossing (``ecal_ms_per_event``: showers,
+  digitisation, clustering, corrections, track matching, E/p) and its clusters per crossing.
 
 Medians of 3 after a warm-up (numba compiled). Targets on this machine: ≥ 2×10⁴ charged
 particles/s for the tracking chain (issue 4), ≥ 10⁴ with the PID (issue 5).
@@ -107,6 +108,10 @@ def _chain(conditions: Any, quick: bool) -> dict[str, Any]:
         "stage_s": median_run,
         "pid_s": pid_s,
         "pid_us_per_track": 1e6 * pid_s / max(with_p, 1),
+        "ecal_s": median_run.get("ecal", 0.0),
+        "ecal_ms_per_event": 1e3 * median_run.get("ecal", 0.0) / n_events,
+        "clusters_per_event": float(ak.mean(ak.num(out.clusters))),
+        "photon_candidates_per_event": float(ak.mean(ak.sum(out.clusters.is_photon, axis=1))),
     }
 
 

@@ -119,9 +119,52 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     _add_job_arguments(tab)
     _add_detailed_arguments(tab)
+    _add_ecal_tables_parser(sub)
     _add_report_parser(sub)
     _add_conditions_parser(sub)
     return parser
+
+
+#: Defaults of `lamarr-col ecal-tables`: ``MAX_PARTICLES``, ``MAX_CLUSTERS`` and ``E_MIN`` of
+#: :mod:`lamarr_col.detailed.ecal_tables` (repeated here so that building the parser imports
+#: nothing heavy; tests/test_ecal_tables.py checks they agree).
+ECAL_TABLES_DEFAULTS = {"max_particles": 96, "max_clusters": 96, "e_min": 100.0}
+
+
+def _add_ecal_tables_parser(sub: Any) -> None:
+    ecal = sub.add_parser(
+        "ecal-tables",
+        help="write the detailed simulation's ECAL training tables (photons/e± → clusters)",
+        description=(
+            "Generate or read events as `generate` does, run the detailed simulation and "
+            "write the ECAL training tables into a ROOT file: TTree `n2m`, one entry per event "
+            "with the padded sequences of generated photons and e± at the ECAL and of the "
+            "reconstructed clusters, and TTree `k2k`, one row per generated photon with its "
+            "matched cluster (columns: docs/detailed.md)."
+        ),
+        formatter_class=_HelpFormatter,
+    )
+    _add_job_arguments(ecal)
+    _add_detailed_arguments(ecal)
+    tab = ecal.add_argument_group("ECAL tables")
+    tab.add_argument(
+        "--max-particles",
+        type=_positive_int,
+        default=ECAL_TABLES_DEFAULTS["max_particles"],
+        help="length of the padded particle sequence of n2m (the most energetic are kept)",
+    )
+    tab.add_argument(
+        "--max-clusters",
+        type=_positive_int,
+        default=ECAL_TABLES_DEFAULTS["max_clusters"],
+        help="length of the padded cluster sequence of n2m (the most energetic are kept)",
+    )
+    tab.add_argument(
+        "--e-min",
+        type=float,
+        default=ECAL_TABLES_DEFAULTS["e_min"],
+        help="smallest energy (MeV) of a generated photon or e± in the sequence",
+    )
 
 
 def _add_detailed_arguments(parser: argparse.ArgumentParser) -> None:
@@ -542,6 +585,39 @@ def _tables(args: argparse.Namespace) -> int:
     return 0
 
 
+def _ecal_tables(args: argparse.Namespace) -> int:
+    """`lamarr-col ecal-tables`: the detailed simulation's ECAL training tables (ROOT)."""
+    import time
+
+    from lamarr_col.detailed.ecal_tables import write_ecal_tables
+
+    if args.format not in (None, "root") or Path(args.output).suffix.lower() != ".root":
+        msg = f"{args.output}: the ECAL tables are written as ROOT; name the file *.root"
+        raise ConfigError(msg)
+    if not args.e_min >= 0.0:
+        raise ConfigError(f"--e-min {args.e_min}: must be 0 or more (MeV)")
+    conditions, options = _detailed_setup(args)
+    _, batches, n_events = _source_batches(args, 1000)
+    start = time.perf_counter()
+    with _progress(args, n_events, "ecal-tables") as bar:
+        events, rows = write_ecal_tables(
+            batches,
+            args.output,
+            conditions,
+            seed=args.seed,
+            options=options,
+            progress=bar.update,
+            max_particles=args.max_particles,
+            max_clusters=args.max_clusters,
+            e_min=args.e_min,
+        )
+    wall = time.perf_counter() - start
+    print(
+        f"wrote {events} events (n2m) and {rows} photon rows (k2k) to {args.output} in {wall:.1f} s"
+    )
+    return 0
+
+
 #: Default crossings of `lamarr-col detailed-report` (about a minute and a half on 2 cores).
 REPORT_EVENTS = 1000
 #: Default condition set of `lamarr-col detailed-report`: the detector LHCb's published
@@ -549,6 +625,9 @@ REPORT_EVENTS = 1000
 REPORT_CONDITIONS = "lhcb-run2"
 #: Default crossings with an embedded muon gun of `lamarr-col detailed-report` (isMuon).
 REPORT_MUON_EVENTS = 200
+#: Default single-photon and single-π0 events of `lamarr-col detailed-report` (ECAL).
+REPORT_ECAL_PHOTONS = 4000
+REPORT_ECAL_PI0 = 2000
 
 
 def _add_report_parser(sub: Any) -> None:
@@ -580,6 +659,20 @@ def _add_report_parser(sub: Any) -> None:
             "(0: measure it on the main sample's few muons)"
         ),
     )
+    rep.add_argument(
+        "--ecal-photons",
+        type=int,
+        default=REPORT_ECAL_PHOTONS,
+        metavar="N",
+        help="single-photon events for the ECAL resolution and photon efficiency (0: none)",
+    )
+    rep.add_argument(
+        "--ecal-pi0",
+        type=int,
+        default=REPORT_ECAL_PI0,
+        metavar="N",
+        help="single-π0 events for the merged-π0 fraction (0: none)",
+    )
     rep.set_defaults(conditions=REPORT_CONDITIONS)
 
 
@@ -590,13 +683,16 @@ def _detailed_report(args: argparse.Namespace) -> int:
 
     from lamarr_col import __version__
     from lamarr_col.detailed.calibration import calibrate, calibrate_muons, check_bands, figures
+    from lamarr_col.detailed.calibration_ecal import calibrate_ecal, ecal_figures
     from lamarr_col.detailed.calibration_report import format_table, write_report
 
     output = Path(args.output)
     if output.exists() and not output.is_dir():
         raise ConfigError(f"--output {output}: exists and is not a directory")
-    if args.muon_events < 0:
-        raise ConfigError(f"--muon-events {args.muon_events}: must be 0 or more")
+    for option in ("muon_events", "ecal_photons", "ecal_pi0"):
+        if getattr(args, option) < 0:
+            value = getattr(args, option)
+            raise ConfigError(f"--{option.replace('_', '-')} {value}: must be 0 or more")
     conditions, options = _detailed_setup(args)
     source, batches, n_events = _source_batches(args, REPORT_EVENTS)
     start = time.perf_counter()
@@ -610,8 +706,21 @@ def _detailed_report(args: argparse.Namespace) -> int:
                 conditions, args.muon_events, seed=args.seed, options=options, progress=bar.update
             )
         counts = dataclasses.replace(counts, pid_muons=muons)
+    ecal = None
+    if (args.ecal_photons or args.ecal_pi0) and options.pid:
+        with _progress(args, args.ecal_photons + args.ecal_pi0, "ECAL guns") as bar:
+            ecal = calibrate_ecal(
+                conditions,
+                args.ecal_photons,
+                args.ecal_pi0,
+                seed=args.seed,
+                options=options,
+                progress=bar.update,
+            )
     wall = time.perf_counter() - start
     figs = figures(counts, conditions)
+    if ecal is not None:
+        figs["ecal"] = ecal_figures(ecal)
     checks = check_bands(figs)
     settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
     metadata = {
@@ -648,6 +757,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "tables":
             _check_options_fit_source(parser, args)
             return _tables(args)
+        if args.command == "ecal-tables":
+            _check_options_fit_source(parser, args)
+            return _ecal_tables(args)
         if args.command == "detailed-report":
             _check_options_fit_source(parser, args)
             return _detailed_report(args)

@@ -355,7 +355,8 @@ def test_report_files(tmp_path):
     figs = _small_figures()
     paths = report.write_report(tmp_path / "rep", figs, check_bands(figs), {"events": 10})
     names = {p.name for p in paths}
-    assert names == {name for name, _ in report.PLOTS.values()} | {"report.md", "report.json"}
+    plots = {name for key, (name, _) in report.PLOTS.items() if key != "ecal"}  # no gun sample
+    assert names == plots | {"report.md", "report.json"}
     assert sorted(p.name for p in (tmp_path / "rep").iterdir()) == sorted(names)
     for p in paths:
         assert p.stat().st_size > 0
@@ -387,11 +388,12 @@ def test_detailed_report_command(tmp_path, capsys):
     out = tmp_path / "report"
     argv = ["detailed-report", "--source", "gun", "--multiplicity", "30", "-n", "6"]
     argv += ["--species", "pi+,K-", "--muon-events", "0"]  # the muon sample: Pythia, elsewhere
+    argv += ["--ecal-photons", "30", "--ecal-pi0", "20"]
     assert main([*argv, "-o", str(out), "--no-progress", "--p", "flat:3000:60000"]) == 0
     stdout = capsys.readouterr().out
     assert "status" in stdout
     assert "K efficiency, PIDK > 0" in stdout
-    assert "wrote 8 files" in stdout
+    assert "wrote 9 files" in stdout
     data = json.loads((out / "report.json").read_text(encoding="utf-8"))
     assert data["metadata"]["events"] == 6
     assert data["metadata"]["conditions"] == "lhcb-run2"
@@ -403,7 +405,9 @@ def test_detailed_report_command(tmp_path, capsys):
         "pv_resolution",
         "ghost_rate",
         "pid",
+        "ecal",
     }
+    assert data["figures"]["ecal"]["photons"] > 0
     assert data["figures"]["pid"]["k_pi"]["dllk_0"]["k_eff"]["total"] > 0
     assert all(c["status"] in ("PASS", "FAIL", "n/a", "info") for c in data["checks"])
     for name, _ in report.PLOTS.values():

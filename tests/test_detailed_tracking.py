@@ -19,7 +19,7 @@ from lamarr_col.detailed.simulate import (
 )
 from lamarr_col.detector import load_conditions
 from lamarr_col.detector.conditions import GROUPS
-from lamarr_col.event.schema import PV_FIELDS, TRACK_FIELDS, TRACK_PID_FIELDS
+from lamarr_col.event.schema import PV_FIELDS, TRACK_ECAL_FIELDS, TRACK_FIELDS, TRACK_PID_FIELDS
 from lamarr_col.kernels.acceptance import TRACK_TYPES
 from lamarr_col.rng import EventKeys
 from lamarr_col.sources.gun import ParticleGun
@@ -165,7 +165,9 @@ def test_long_track_momentum_resolution_is_in_the_lhcb_band():
 
 def test_tracks_collection_links_and_fields():
     events = simulate_tracking(_gun(8, seed=4, species="pi+,K-,p~,e-,gamma"), CONDITIONS, seed=4)
-    assert set(events.tracks.fields) == set(TRACK_FIELDS) | set(TRACK_PID_FIELDS)
+    assert set(events.tracks.fields) == set(TRACK_FIELDS) | set(TRACK_PID_FIELDS) | set(
+        TRACK_ECAL_FIELDS
+    )
     tr = ak.flatten(events.tracks)
     for name, f in {**TRACK_FIELDS, **TRACK_PID_FIELDS}.items():
         assert str(ak.type(tr[name]).content) == f.dtype, name

@@ -85,3 +85,24 @@ def test_showers_do_not_depend_on_the_batch():
             np.concatenate([getattr(a, field), getattr(b, field)]), getattr(whole, field)
         )
     np.testing.assert_array_equal(np.concatenate([a.event, b.event + 5]), whole.event)
+
+
+def test_particles_stopped_before_the_ecal_front_leave_nothing():
+    # hadrons interacting in RICH2's exit window keep a state at that plane; they used to be
+    # taken as alive at the front and to deposit their whole energy as a "MIP"
+    out, sh = _showers("pi+:1", 200, first=1000, p="flat:5000:50000", mult="5")
+    charged = sh.kind != KINDS["EM"]
+    assert charged.sum() > 500
+    from lamarr_col.detailed.downstream import transport_downstream
+
+    numbers = np.asarray(out.events.event, dtype=np.uint64)[out.particle_event_index]
+    down = transport_downstream(
+        out.particles, out.transport, numbers, out.index_in_event, CONDITIONS, seed=1
+    )
+    stop = np.full(len(out.particle_event_index), np.nan)
+    stop[down.rows] = down.result.stop_z
+    assert (stop[sh.row[charged]] >= CONDITIONS.ecal.z_front).all()
+    mip = sh.kind == KINDS["MIP"]
+    assert (sh.visible[mip] > 2000.0).mean() < 0.01
+    # and such hadrons exist in the sample
+    assert ((stop > 11000.0) & (stop < CONDITIONS.ecal.z_front)).any()

@@ -131,6 +131,11 @@ def test_cli_tables(tmp_path, capsys):
     assert uproot.open(out)["training"].num_entries > 0
     assert main(["tables", "-n", "1", "-o", str(tmp_path / "x.parquet")]) == 2
     assert "written as ROOT" in capsys.readouterr().err
+    # a missing directory is an error, not created
+    missing = tmp_path / "nowhere" / "t.root"
+    assert main(["tables", "--source", "gun", "-n", "1", "-o", str(missing), "--no-progress"]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert not missing.parent.exists()
 
 
 def test_pid_columns_follow_the_track(batch):

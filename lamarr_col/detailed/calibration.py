@@ -72,6 +72,7 @@ from lamarr_col.detector.conditions import ConditionSet
 __all__ = [
     "BANDS",
     "CAUSES",
+    "ECAL_BANDS",
     "PID_BANDS",
     "Band",
     "CalibrationCounts",
@@ -420,6 +421,97 @@ PID_BANDS: tuple[Band, ...] = (
     ),
 )
 
+
+def _has_ecal(f: dict[str, Any]) -> bool:
+    return bool(f.get("ecal")) and f["ecal"]["photons"] > 0
+
+
+def _has_pi0(f: dict[str, Any]) -> bool:
+    return bool(f.get("ecal")) and f["ecal"]["pi0"] > 0
+
+
+def _ecal_term(name: str) -> Callable[[dict[str, Any]], tuple[float, float]]:
+    def value(f: dict[str, Any]) -> tuple[float, float]:
+        if not _has_ecal(f):
+            return math.nan, math.nan
+        fit = f["ecal"]["energy_resolution"]["fit"]
+        return 100.0 * _nan(fit[name]), 100.0 * _nan(fit[f"{name}_err"])
+
+    return value
+
+
+def _merged(lo: float) -> Callable[[dict[str, Any]], tuple[float, float]]:
+    def value(f: dict[str, Any]) -> tuple[float, float]:
+        if not _has_pi0(f):
+            return math.nan, math.nan
+        m = f["ecal"]["merged_pi0"]
+        i = m["pt_edges"].index(lo)
+        v = _nan(m["merged"]["value"][i])
+        err = 0.5 * (_nan(m["merged"]["err_low"][i]) + _nan(m["merged"]["err_high"][i]))
+        return 100.0 * v, 100.0 * err
+
+    return value
+
+
+def _nan(v: Any) -> float:
+    return math.nan if v is None else float(v)
+
+
+_ECAL = "JINST 3 (2008) S08005"
+_ECAL_TEXT = "σE/E = 9–10 %/√E ⊕ 0.8–1 % (E in GeV)"
+_PI0 = "IJMPA 30 (2015) 1530022; DETECTOR.md"
+_PI0_TEXT = "the two photons of a π0 merge into one cluster above pT ≈ 2–4 GeV"
+
+#: ECAL bands: isolated photons and π0 from particle guns (:mod:`.calibration_ecal`);
+#: resolution terms within 15 % of the published ranges.
+ECAL_BANDS: tuple[Band, ...] = (
+    Band(
+        "ecal_stochastic",
+        "ECAL σE/E stochastic term a (noise subtracted)",
+        "%",
+        0.85 * 9.0,
+        1.15 * 10.0,
+        _ECAL_TEXT,
+        _ECAL,
+        _ecal_term("a"),
+        applies=_has_ecal,
+    ),
+    Band(
+        "ecal_constant",
+        "ECAL σE/E constant term b (noise subtracted)",
+        "%",
+        0.85 * 0.8,
+        1.15 * 1.0,
+        _ECAL_TEXT,
+        _ECAL,
+        _ecal_term("b"),
+        applies=_has_ecal,
+    ),
+    Band(
+        "merged_pi0_1_2",
+        "merged π0 fraction, pT 1–2 GeV",
+        "%",
+        None,
+        30.0,
+        _PI0_TEXT,
+        _PI0,
+        _merged(1.0),
+        applies=_has_pi0,
+    ),
+    Band(
+        "merged_pi0_4_6",
+        "merged π0 fraction, pT 4–6 GeV",
+        "%",
+        50.0,
+        None,
+        _PI0_TEXT,
+        _PI0,
+        _merged(4.0),
+        applies=_has_pi0,
+    ),
+)
+
+
 _MOMENTUM = "IJMPA 30 (2015) 1530022; arXiv:1407.4289"
 _MOMENTUM_TEXT = "σp/p ≈ 0.5 % at low p rising to ≈ 1.0 % at 200 GeV"
 
@@ -557,6 +649,7 @@ BANDS: tuple[Band, ...] = (
         _ghost_overall,
     ),
     *PID_BANDS,
+    *ECAL_BANDS,
 )
 
 

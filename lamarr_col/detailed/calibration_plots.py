@@ -253,6 +253,73 @@ def _plot_pid(figs: _Figures) -> Any:
     return fig
 
 
+def _plot_ecal(figs: _Figures) -> Any:
+    fig, (ax_e, ax_eff, ax_pi0) = _new_figure(3)
+    ecal = figs["ecal"]
+    rows = ecal["energy_resolution"]["bins"]
+    e = _column(rows, "mean_e")
+    lo, hi = _column(rows, "lo"), _column(rows, "hi")
+    xerr = np.stack([e - lo, hi - e])
+    ax_e.errorbar(
+        e, 100 * _column(rows, "core"), 100 * _column(rows, "core_err"), xerr, "o", label="measured"
+    )
+    ax_e.errorbar(
+        e,
+        100 * _column(rows, "without_noise"),
+        100 * _column(rows, "core_err"),
+        xerr,
+        "s",
+        label="noise subtracted",
+    )
+    grid = np.geomspace(1.0, 100.0, 100)
+    low = np.hypot(0.09 / np.sqrt(grid), 0.008)
+    high = np.hypot(0.10 / np.sqrt(grid), 0.010)
+    ax_e.fill_between(
+        grid,
+        100 * 0.85 * low,
+        100 * 1.15 * high,
+        alpha=0.3,
+        label=r"9–10 %/$\sqrt{E}$ $\oplus$ 0.8–1 %, ±15 %",
+    )
+    fit = ecal["energy_resolution"]["fit"]
+    if fit["a"] is not None and math.isfinite(fit["a"]):
+        ax_e.plot(
+            grid,
+            100 * np.hypot(fit["a"] / np.sqrt(grid), fit["b"]),
+            "-",
+            label=f"fit a = {100 * fit['a']:.1f} %, b = {100 * fit['b']:.2f} %",
+        )
+    ax_e.set_xscale("log")
+    ax_e.set_xlabel("photon energy [GeV]")
+    ax_e.set_ylabel("σE/E [%]")
+    ax_e.legend(fontsize=13)
+    _label(ax_e, figs)
+    eff = ecal["photon_efficiency"]
+    _fraction_points(
+        ax_eff,
+        np.array(eff["e_edges"], dtype=np.float64),
+        eff["bins"],
+        "o",
+        "photon efficiency (k-to-k)",
+    )
+    ax_eff.set_xscale("log")
+    ax_eff.set_xlabel("photon energy [GeV]")
+    ax_eff.set_ylabel("efficiency [%]")
+    ax_eff.set_ylim(0, 110)
+    ax_eff.legend(fontsize=13)
+    _label(ax_eff, figs)
+    m = ecal["merged_pi0"]
+    edges = np.array(m["pt_edges"], dtype=np.float64)
+    _fraction_points(ax_pi0, edges, m["merged"], "o", "merged (one cluster)")
+    _fraction_points(ax_pi0, edges, m["flagged_if_merged"], "s", "flagged, if merged")
+    ax_pi0.set_xlabel("π0 pT [GeV]")
+    ax_pi0.set_ylabel("fraction [%]")
+    ax_pi0.set_ylim(0, 110)
+    ax_pi0.legend(fontsize=13)
+    _label(ax_pi0, figs)
+    return fig
+
+
 #: File name and plotting function of each figure of merit.
 PLOTS: dict[str, tuple[str, Callable[[_Figures], Any]]] = {
     "momentum_resolution": ("momentum_resolution.png", _plot_momentum),
@@ -261,4 +328,5 @@ PLOTS: dict[str, tuple[str, Callable[[_Figures], Any]]] = {
     "pv_resolution": ("pv_resolution.png", _plot_pv),
     "ghost_rate": ("ghost_rate.png", _plot_ghosts),
     "pid": ("pid.png", _plot_pid),
+    "ecal": ("ecal.png", _plot_ecal),
 }

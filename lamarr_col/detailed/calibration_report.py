@@ -74,6 +74,18 @@ DEFINITIONS = {
         "crossings with an embedded muon gun, the misID from minimum bias (decays in flight "
         "included). RICH thresholds: m/√(n² − 1) of the condition set's gases."
     ),
+    "ecal": (
+        "Particle guns, one particle per event from the origin, 2 < η < 5, through the whole "
+        "chain (lamarr_col.detailed.calibration_ecal). Isolated photons (p from exp(−p/20 GeV) "
+        "on 1–100 GeV): the cluster whose main contributor is the photon; σE/E = core width "
+        "(1.4826 × MAD) of E_cluster/E_γ − 1 in bins of E_γ; the cell-noise term (3 × noise_et "
+        "× r/ρ per cluster) subtracted in quadrature bin by bin before fitting σE/E = a/√E ⊕ b; "
+        "position resolution: core width of x_cluster − x_γ at shower maximum. Photon "
+        "efficiency: photons whose line reaches a read-out cell; found when a cluster lies "
+        "within one Molière radius with |ΔE| < 2σE (conversions before the ECAL are losses). "
+        "π0 → γγ (pT flat 0–10 GeV) with both photons showering: merged when one cluster holds "
+        "both (the second ≥ 10 % of the first); flagged: the cluster's merged_pi0 flag."
+    ),
 }
 
 _TITLES = {
@@ -83,6 +95,7 @@ _TITLES = {
     "pv_resolution": "Primary-vertex resolution",
     "ghost_rate": "Ghost rate",
     "pid": "Particle identification",
+    "ecal": "ECAL",
 }
 
 _Figures = dict[str, Any]
@@ -154,6 +167,8 @@ def _markdown(figs: _Figures, checks: Sequence[dict[str, Any]], metadata: dict[s
             f"| {c['source']} | **{c['status']}** |"
         )
     for key, title in _TITLES.items():
+        if key not in figs:
+            continue
         lines += ["", f"## {title}", "", DEFINITIONS[key], "", f"![{title}]({PLOTS[key][0]})"]
         lines += ["", *_figure_table(key, figs)]
     return "\n".join(lines) + "\n"
@@ -204,6 +219,8 @@ def _figure_table(key: str, figs: _Figures) -> list[str]:
         return out
     if key == "pid":
         return _pid_table(figs[key])
+    if key == "ecal":
+        return _ecal_table(figs[key])
     g = figs[key]
     out = [
         "| tracks in event | events | long tracks | ghosts | rate [%] |",
@@ -292,6 +309,55 @@ def _pid_table(pid: _Figures) -> list[str]:
     return out
 
 
+def _pct(value: float | None, digits: int = 3) -> str:
+    return _number(None if value is None else 100 * value, digits)
+
+
+def _ecal_table(ecal: _Figures) -> list[str]:
+    fit = ecal["energy_resolution"]["fit"]
+    out = [
+        (
+            f"{ecal['photons']} photons, {ecal['pi0']} π0. Fit (noise subtracted): "
+            f"a = {_pct(fit['a'])} ± {_pct(fit['a_err'], 2)} %, "
+            f"b = {_pct(fit['b'])} ± {_pct(fit['b_err'], 2)} %, "
+            f"χ²/ndf = {_number(fit['chi2'])}/{_number(fit['ndf'])}"
+        ),
+        "",
+        (
+            "| E [GeV] | photons | bias [%] | σE/E [%] | noise [%] | σE/E − noise [%] "
+            "| σx [mm] | σy [mm] | efficiency [%] |"
+        ),
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    eff = ecal["photon_efficiency"]["bins"]
+    for i, b in enumerate(ecal["energy_resolution"]["bins"]):
+        out.append(
+            f"| {_number(b['lo'])}–{_number(b['hi'])} | {b['n']} | {_pct(b['bias'], 2)} "
+            f"| {_pct(b['core'])} ± {_pct(b['core_err'], 2)} "
+            f"| {_pct(b['noise'], 2)} | {_pct(b['without_noise'])} | {_number(b['position_x'], 2)} "
+            f"| {_number(b['position_y'], 2)} | {_percent(eff, i)} |"
+        )
+    m = ecal["merged_pi0"]
+    out += [
+        "",
+        f"Photon efficiency, all energies: {_percent(ecal['photon_efficiency']['overall'])} %.",
+        "",
+        "| π0 pT [GeV] | π0 | merged [%] | flagged if merged [%] |",
+        "|---|---|---|---|",
+    ]
+    edges = m["pt_edges"]
+    for i in range(len(edges) - 1):
+        out.append(
+            f"| {_number(edges[i])}–{_number(edges[i + 1])} | {m['merged']['total'][i]} "
+            f"| {_percent(m['merged'], i)} | {_percent(m['flagged_if_merged'], i)} |"
+        )
+    out += [
+        "",
+        f"Isolated photons of E_T > 2 GeV flagged merged_pi0: {_percent(m['photon_flag_rate'])} %.",
+    ]
+    return out
+
+
 def write_report(
     directory: str | os.PathLike[str],
     figs: _Figures,
@@ -307,7 +373,9 @@ def write_report(
     try:
         names = []
         with style_context():
-            for name, plot in PLOTS.values():
+            for key, (name, plot) in PLOTS.items():
+                if key not in data["figures"]:
+                    continue
                 fig = plot(data["figures"])
                 fig.savefig(staging / name, dpi=80)
                 names.append(name)

@@ -3,18 +3,23 @@
 1. **Cells**: every shower of :func:`.ecal_showers.ecal_showers` spreads its visible energy
    over the cells (:func:`lamarr_col.kernels.ecal.ecal_deposit`, profile squares of half width
    ``REACH`` tail radii, cells below ``MIN_FRACTION`` of a shower dropped).
-2. **Noise and read-out**: each real cell gets Gaussian electronic noise of ``NOISE_ET`` on the
-   transverse-energy scale (σ_E = NOISE_ET · r / ρ at the cell centre, r its distance to the
-   target at z of shower maximum, ρ its distance to the beam) [PLAUS: LHCb's ECAL reads 12
-   bits over ≈ 10 GeV of E_T, ≈ 2.5 MeV per count, with about one count of noise]; a cell
-   becomes a digit when its transverse energy exceeds ``DIGIT_ET_MIN``.
+2. **Noise and read-out**: each real cell gets Gaussian electronic noise of ``noise_et`` (the
+   condition set's ``[ecal]``) on the transverse-energy scale (σ_E = noise_et · r / ρ at the
+   cell centre, r its distance to the target at z of shower maximum, ρ its distance to the
+   beam); a cell becomes a digit when its transverse energy exceeds ``digit_et_min``, and so
+   do all the cells around a cell of transverse energy ≥ ``seed_et_min`` (its 3×3 footprint,
+   whatever their energy) so that a cluster's containment correction sees the cells it
+   assumes [PLAUS: a neighbour read-out; a plain 4σ zero suppression would drop the corner
+   cells of a 10 GeV photon in the inner region, E_T 10 MeV ≈ 250 MeV of energy there, and
+   bias its energy by ≈ −2 %].
 3. **Clusters**: :func:`lamarr_col.kernels.ecal_cluster.ecal_clusters`, local maxima with
-   E_T ≥ ``SEED_ET_MIN`` and the digits of their 3×3 footprint, shared cells split in
+   E_T ≥ ``seed_et_min`` and the digits of their 3×3 footprint, shared cells split in
    proportion to the seed energies.
-4. **Energy correction**: the 3×3 sum divided by the mean fraction of an electromagnetic
-   shower's profile inside the 3×3 cells of its seed, for impacts spread evenly over the seed
-   cell (computed from the profile per region: :func:`containment`). The position is the
-   energy-weighted barycentre of the cell centres (no S-shape correction yet).
+4. **Corrections** (:mod:`.ecal_corrections`): the barycentre of the cell centres is pulled
+   towards the seed cell's centre (the S-shape) and the share of the shower inside the 3×3
+   cells depends on where it hit the seed cell; both are undone with the electromagnetic
+   profile's own tables, the position first and then the energy at the corrected impact.
+   :func:`containment` is the region's mean containment, for impacts spread evenly.
 5. **Truth**: a cluster's contributors are the showers whose energy reached its cells, each
    weighted by the cell's share in the cluster; the main contributor is the one with most
    energy.
@@ -30,6 +35,7 @@ from functools import cache
 import numpy as np
 import numpy.typing as npt
 
+from lamarr_col.detailed.ecal_corrections import correct_clusters
 from lamarr_col.detailed.ecal_showers import EM_PROFILE, STREAM, Showers, moliere_radius
 from lamarr_col.detailed.recognition import concatenated_ranges
 from lamarr_col.detector.calo_grid import CaloGrid
@@ -39,11 +45,8 @@ from lamarr_col.kernels.ecal_cluster import ecal_clusters
 from lamarr_col.rng import EventKeys
 
 __all__ = [
-    "DIGIT_ET_MIN",
     "MIN_FRACTION",
-    "NOISE_ET",
     "REACH",
-    "SEED_ET_MIN",
     "Clusters",
     "Digits",
     "cluster_digits",
@@ -51,12 +54,6 @@ __all__ = [
     "make_digits",
 ]
 
-#: Cell noise on the transverse-energy scale (MeV) [PLAUS, module docstring]
-NOISE_ET = 2.5
-#: A cell is read out above this transverse energy (MeV): 4σ of the noise
-DIGIT_ET_MIN = 10.0
-#: A cluster seed needs this transverse energy (MeV) [PLAUS]
-SEED_ET_MIN = 50.0
 #: Half width of the squares a shower is spread over, in tail radii
 REACH = 4.0
 #: Cells receiving less than this fraction of a shower get none of it
@@ -81,7 +78,7 @@ class Digits:
 @dataclass(frozen=True)
 class Clusters:
     """Clusters sorted by batch event then seed cell: ``offsets`` (e + 1,); ``x``, ``y``, ``z``
-    (mm), ``e`` (MeV, corrected), ``e_raw`` (3×3 sum), ``e_seed``, ``sxx``, ``syy``, ``sxy``
+    (mm, corrected position), ``e`` (MeV, corrected), ``e_raw`` (3×3 sum), ``e_seed``, ``sxx``, ``syy``, ``sxy``
     (mm², energy-weighted second moments), ``n_digits``, ``seed_cell``, ``region``; truth:
     ``main_shower`` (row of the showers, −1 for noise only), ``main_energy`` (MeV it brought),
     and all contributions ``contrib_offsets`` (c + 1,), ``contrib_shower``,
@@ -156,9 +153,18 @@ def make_digits(
     noise = keys.normal(
         STREAM, event_numbers[:, None], _NOISE_COUNTER + real.astype(np.uint64)[None, :]
     )
-    dense[:, real] += noise * (NOISE_ET / np.maximum(scale[real], 1e-9))[None, :]
+    dense[:, real] += noise * (calo.noise_et / np.maximum(scale[real], 1e-9))[None, :]
     read = np.zeros_like(dense, dtype=bool)
-    read[:, real] = dense[:, real] * scale[real][None, :] > DIGIT_ET_MIN
+    et = dense[:, real] * scale[real][None, :]
+    read[:, real] = et > calo.digit_et_min
+    # every cell around a would-be seed is read out, whatever its energy
+    s_ev, s_at = np.nonzero(et >= calo.seed_et_min)
+    s_cell = real[s_at]
+    start = grid.neighbour_offsets[s_cell]
+    stop = grid.neighbour_offsets[s_cell + 1]
+    around = grid.neighbour_index[concatenated_ranges(start, stop)]
+    read[np.repeat(s_ev, stop - start), around] = True
+    read &= grid.valid[None, :]
     d_ev, d_cell = np.nonzero(read)
     digit_key = d_ev * n_cells + d_cell
     # truth pairs of the digits (pairs in cells below the read-out threshold are dropped)
@@ -225,11 +231,11 @@ def cluster_digits(digits: Digits, grid: CaloGrid, calo: Calorimeter) -> Cluster
         grid.neighbour_offsets,
         grid.neighbour_index,
         float(calo.z_shower_max),
-        SEED_ET_MIN,
+        calo.seed_et_min,
     )
     seed_cell = digits.cell[seed_digit]
     region = grid.region[seed_cell]
-    e = e_raw / containment(grid, calo)[region]
+    x, y, e = correct_clusters(x, y, e_raw, seed_cell, grid, calo)
 
     # truth: every (member, pair of that member's digit), weighted by the member's share
     n_cl = len(seed_digit)

@@ -11,15 +11,16 @@ flat list of deposits that :func:`lamarr_col.kernels.ecal.ecal_deposit` spreads 
 - **electrons and positrons** alive when leaving the last plane before the ECAL front: an
   electromagnetic shower of their energy there plus the brems photons they emitted beyond the
   T stations (collinear without field: they land on the same point).
-- **muons and hadrons** alive there: a hadron that interacts in the ECAL (reason HADRONIC
-  at its front plane) leaves part of its energy in a wide hadronic shower: the ECAL is
-  ``lambda_i`` interaction lengths deep, the depth of the interaction t (in λI) follows
-  exp(−t) truncated to the ECAL, and the visible fraction is ``HADRON_VISIBLE`` × (1 − t /
-  lambda_i) × u with u uniform in (0, 1) [PLAUS: a non-compensating sampling calorimeter
-  sees about half of a hadronic shower's energy on the electromagnetic scale, and the part
-  behind the ECAL goes to the HCAL]. Any other charged particle deposits its ionisation loss
-  through the ECAL (its energy before minus after the ECAL plane in the transport; all of its
-  kinetic energy when it stops there), in a narrow profile: a MIP.
+- **muons and hadrons** alive there (not stopped before the ECAL front): a hadron that
+  interacts in the ECAL (reason HADRONIC at its front plane) leaves part of its energy in a
+  wide hadronic shower: the ECAL is ``lambda_i`` interaction lengths deep, the depth of the
+  interaction t (in λI) follows exp(−t) truncated to the ECAL, and the visible fraction is
+  ``HADRON_VISIBLE`` × (1 − t / lambda_i) × u with u uniform in (0, 1) [PLAUS: a non-
+  compensating sampling calorimeter sees about half of a hadronic shower's energy on the
+  electromagnetic scale, and the part behind the ECAL goes to the HCAL]. Any other charged
+  particle deposits its ionisation loss through the ECAL (its energy before minus after the
+  ECAL plane in the transport; all of its kinetic energy when it stops there), in a narrow
+  profile: a MIP.
 
 Shower centre: the particle's line at ``z_shower_max``. Profiles (2-D, see the kernel):
 electromagnetic ``w = 0.8``, R_core = 0.2 R_M, R_tail = R_M (87 % within one Molière radius,
@@ -157,6 +158,9 @@ def ecal_showers(
     rows = downstream.rows
     s = res.states[:, before, :]
     alive = np.isfinite(s[:, 5]) & (s[:, 5] != 0.0) & (z_planes[before] > downstream.z_start)
+    # a particle that stopped on the way (an interaction or a decay in RICH2's exit window
+    # leaves its state there too) never reaches the ECAL front
+    alive &= res.stop_z >= ecal.z_front
     sel = np.flatnonzero(alive)
     r = rows[sel]
     st = s[sel]

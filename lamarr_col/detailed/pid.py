@@ -8,12 +8,15 @@
    isMuon, D²), with the muon and non-muon log-likelihoods of :mod:`.muon_likelihood`;
 4. emits the Cherenkov photons of every particle in each radiator (:mod:`.rich_photons`) and
    computes the RICH DLLs of the tracks (:mod:`.rich_pid`);
-5. combines them: PIDe, PIDK, PIDp from the RICH; PIDmu adds the muon DLL (muLL − bgLL) of
-   isMuon tracks to the RICH's (calorimeter terms join once the ECAL exists);
-6. evaluates the ProbNN classifier (:mod:`.probnn`) when the condition set has one.
+5. runs the ECAL (:mod:`.ecal`: showers, clusters, track–cluster matching, E/p) and its
+   electron likelihood (:mod:`.ecal_likelihood`);
+6. combines them: PIDK, PIDp from the RICH; PIDe adds the ECAL's E/p DLL to the RICH's;
+   PIDmu adds the muon DLL (muLL − bgLL) of isMuon tracks to the RICH's;
+7. evaluates the ProbNN classifier (:mod:`.probnn`) when the condition set has one.
 
-Every output is a field of ``tracks`` (``TRACK_PID_FIELDS`` of :mod:`lamarr_col.event.schema`),
-one value per found track in the order of ``out.found``.
+Every output is a field of ``tracks`` (``TRACK_PID_FIELDS`` and ``TRACK_ECAL_FIELDS`` of
+:mod:`lamarr_col.event.schema`), one value per found track in the order of ``out.found``; the
+ECAL's clusters are in :attr:`PidOutput.ecal`.
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ import numpy.typing as npt
 
 from lamarr_col.detailed.clock import StageClock
 from lamarr_col.detailed.downstream import DownstreamTransport, transport_downstream
+from lamarr_col.detailed.ecal import EcalOutput, run_ecal
+from lamarr_col.detailed.ecal_likelihood import electron_dll
 from lamarr_col.detailed.fit import reference_states
 from lamarr_col.detailed.matching import segment_lines
 from lamarr_col.detailed.muon_hits import MuonHits, make_muon_hits
@@ -36,7 +41,7 @@ from lamarr_col.detailed.probnn import OUTPUT_FIELDS, evaluate_probnn, probnn_fe
 from lamarr_col.detailed.rich_photons import RichPhotons, emit_photons, radiators
 from lamarr_col.detailed.rich_pid import HYPOTHESES, radiator_states, track_likelihoods
 from lamarr_col.detector.conditions import ConditionSet
-from lamarr_col.event.schema import TRACK_PID_FIELDS
+from lamarr_col.event.schema import TRACK_ECAL_FIELDS, TRACK_PID_FIELDS
 from lamarr_col.kernels.acceptance import TRACK_TYPES
 
 if TYPE_CHECKING:
@@ -61,6 +66,7 @@ class PidOutput:
     rich_used: npt.NDArray[np.bool_]
     fields: dict[str, npt.NDArray[np.generic]]
     n_tracks: npt.NDArray[np.int64]
+    ecal: EcalOutput | None = None
 
 
 def reconstructed_momentum(out: TrackingOutput) -> npt.NDArray[np.float64]:
@@ -78,10 +84,13 @@ def run_pid(
     muon_table: MuonLikelihoodTable | None = None,
     timings: dict[str, float] | None = None,
     probnn: bool = True,
+    ecal: bool = True,
 ) -> PidOutput:
     """The steps of the module docstring. ``muon_table`` defaults to the condition set's
     stored table; ``timings`` as in :func:`.simulate.run_tracking`; ``probnn=False`` skips
-    step 6 (the ``probnn_*`` fields are NaN), as the ProbNN's own training sample does."""
+    step 7 (the ``probnn_*`` fields are NaN), as the ProbNN's own training sample does;
+    ``ecal=False`` skips step 5 (no clusters, the ECAL fields of the tracks empty, PIDe from
+    the RICH alone)."""
     tick = StageClock(timings)
     found, fit = out.found, out.fit
     n_events = len(out.events)
@@ -150,6 +159,29 @@ def run_pid(
         above |= a & u[:, None]
     tick("rich")
 
+    if ecal:
+        calo = run_ecal(
+            out.particles,
+            out.transport,
+            down,
+            ev_pos,
+            out.index_in_event,
+            numbers,
+            np.where(np.isin(track_type, _AFTER_T)[:, None], t_lines, np.nan),
+            p,
+            found.event,
+            conditions,
+            seed=seed,
+        )
+        ecal_fields = dict(calo.track_fields)
+        e_over_p = np.asarray(calo.track_fields["ecal_e_over_p"], dtype=np.float64)
+        chi2 = np.asarray(calo.track_fields["ecal_chi2"], dtype=np.float64)
+        ecal_fields["ecal_dll_e"] = electron_dll(conditions.name, p, e_over_p, chi2)
+    else:
+        calo = None
+        ecal_fields = _no_ecal(len(found))
+    tick("ecal")
+
     hyp = {h: i for i, h in enumerate(HYPOTHESES)}
     muon_dll = mu_ll - bg_ll
     rich_any = used.any(axis=1)
@@ -164,7 +196,7 @@ def run_pid(
         "muon_d2": mid.d2,
         "muon_mu_ll": mu_ll,
         "muon_bg_ll": bg_ll,
-        "pid_e": dll[:, hyp["e"]],
+        "pid_e": dll[:, hyp["e"]] + np.asarray(ecal_fields["ecal_dll_e"], dtype=np.float64),
         "pid_mu": dll[:, hyp["mu"]] + muon_dll,
         "pid_k": dll[:, hyp["k"]],
         "pid_p": dll[:, hyp["p"]],
@@ -172,13 +204,28 @@ def run_pid(
     fields = {
         k: np.ascontiguousarray(v, dtype=TRACK_PID_FIELDS[k].dtype) for k, v in fields.items()
     }
+    fields.update(
+        {
+            k: np.ascontiguousarray(v, dtype=TRACK_ECAL_FIELDS[k].dtype)
+            for k, v in ecal_fields.items()
+        }
+    )
     # ProbNN sees the fields as stored (float32), so it can be re-evaluated from the output
     if probnn:
         fields.update(evaluate_probnn(probnn_features(out, fields, n_tracks), conditions.name))
     else:
         fields.update({k: np.full(len(found), np.nan, dtype=np.float32) for k in OUTPUT_FIELDS})
     tick("probnn")
-    return PidOutput(down, mhits, mid, tuple(photons), used, fields, n_tracks)
+    return PidOutput(down, mhits, mid, tuple(photons), used, fields, n_tracks, calo)
+
+
+def _no_ecal(n: int) -> dict[str, npt.NDArray[np.generic]]:
+    return {
+        "ecal_cluster": np.full(n, -1),
+        "ecal_chi2": np.full(n, np.nan),
+        "ecal_e_over_p": np.full(n, np.nan),
+        "ecal_dll_e": np.zeros(n),
+    }
 
 
 def _used_in(used: npt.NDArray[np.bool_], pairs: list, rich_name: str) -> npt.NDArray[np.bool_]:

@@ -296,7 +296,8 @@ def assemble_outputs(
     """The events with ``tracks``, ``pvs`` and ``n_pvs`` from a :func:`run_tracking` output,
     and the flat ``tracks`` fields (one entry per found track, in the order of
     ``out.found``); with ``pid`` (:func:`.pid.run_pid` of the same output) the tracks carry
-    the PID fields and the events ``n_tracks``."""
+    the PID fields and the events ``n_tracks``, and, when the PID ran the ECAL, the events
+    carry the ``clusters`` and ``cluster_mc`` collections."""
     clock = StageClock(timings)
     n_events = len(out.events)
     per_event = np.bincount(out.found.event, minlength=n_events)
@@ -324,6 +325,12 @@ def assemble_outputs(
     result = ak.with_field(result, pvs.n_vertices.astype(np.int32), "n_pvs")
     if pid is not None:
         result = ak.with_field(result, pid.n_tracks.astype(np.int32), "n_tracks")
+    if pid is not None and pid.ecal is not None:
+        calo = pid.ecal
+        clusters = ak.unflatten(ak.zip(calo.cluster_fields), calo.cluster_counts)
+        result = ak.with_field(result, clusters, "clusters")
+        truth = ak.unflatten(ak.zip(calo.truth_fields), calo.truth_counts)
+        result = ak.with_field(result, truth, "cluster_mc")
     clock("output")
     return result, record
 

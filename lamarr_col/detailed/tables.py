@@ -269,8 +269,11 @@ def write_training_tables(
     the exception gets a note saying so."""
     import uproot
 
+    from lamarr_col.io.writers import check_output
+
     options = options or DetailedOptions()
     output = Path(output)
+    check_output(output, format="root")  # a missing directory is an error, not created
     partial = output.with_name(output.name + ".partial")
     n_events = n_rows = 0
     file = None

@@ -197,6 +197,11 @@ class Calorimeter:
     stochastic: float
     constant: float
     moliere_radius: float = 0.0
+    #: read-out: cell noise (σ) and read-out threshold on the transverse-energy scale, and
+    #: the smallest transverse energy of a cluster seed (MeV); 0 where not simulated
+    noise_et: float = 0.0
+    digit_et_min: float = 0.0
+    seed_et_min: float = 0.0
 
     def cell_counts(self) -> dict[str, float]:
         """Number of cell positions per region (area / cell²), a check of the geometry."""

@@ -72,6 +72,9 @@ _CALO = dict.fromkeys(
         "stochastic",
         "constant",
         "moliere_radius",
+        "noise_et",
+        "digit_et_min",
+        "seed_et_min",
     )
 ) | {"regions": _Named(dict.fromkeys(("cell", "x_max", "y_max")))}
 _SCHEMA: dict[str, Any] = {
@@ -447,6 +450,10 @@ class _Builder:
             stochastic=self.num(table, "stochastic", where),
             constant=self.num(table, "constant", where),
             moliere_radius=self.num(table, "moliere_radius", where, 0.0),
+            **{
+                k: self.check_range(self.num(table, k, where, 0.0), 0.0, 1e5, f"{where}.{k}")
+                for k in ("noise_et", "digit_et_min", "seed_et_min")
+            },
         )
 
     def rf_foil(self, table: Mapping[str, Any] | None) -> RfFoil | None:

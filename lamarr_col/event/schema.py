@@ -15,6 +15,8 @@ from typing import Final
 import numpy as np
 
 __all__ = [
+    "CLUSTER_FIELDS",
+    "CLUSTER_MC_FIELDS",
     "COLLECTIONS",
     "DETAILED_EVENT_FIELDS",
     "EVENT_FIELDS",
@@ -25,6 +27,7 @@ __all__ = [
     "STATUS_DECAYED",
     "STATUS_FINAL",
     "STEP_FIELDS",
+    "TRACK_ECAL_FIELDS",
     "TRACK_FIELDS",
     "TRACK_PID_FIELDS",
     "TRACK_STATE",
@@ -230,6 +233,68 @@ TRACK_PID_FIELDS: Final = MappingProxyType(
     }
 )
 
+#: ECAL fields of ``tracks`` (tracks with a T segment; the others get -1 and NaN).
+TRACK_ECAL_FIELDS: Final = MappingProxyType(
+    {
+        "ecal_cluster": Field(
+            "int32", "", "index in the event's clusters of the best-matched cluster, -1 for none"
+        ),
+        "ecal_chi2": Field(
+            "float32", "", "track–cluster match χ² of that cluster (NaN: no cluster in the event)"
+        ),
+        "ecal_e_over_p": Field(
+            "float32", "", "energy of that cluster over the track momentum (NaN: none)"
+        ),
+        "ecal_dll_e": Field(
+            "float32", "", "calorimeter Δ log-likelihood electron − pion from E/p (0: none)"
+        ),
+    }
+)
+
+#: The ``clusters`` collection (reconstructed ECAL clusters) of the detailed simulation.
+CLUSTER_FIELDS: Final = MappingProxyType(
+    {
+        "x": Field("float64", "mm", "position x at shower maximum (corrected barycentre)"),
+        "y": Field("float64", "mm", "position y at shower maximum"),
+        "z": Field("float64", "mm", "z of the shower maximum plane"),
+        "e": Field("float64", "MeV", "energy (3×3 sum corrected for containment)"),
+        "e_seed": Field("float32", "MeV", "energy of the seed cell"),
+        "et": Field("float32", "MeV", "transverse energy seen from the origin"),
+        "sxx": Field("float32", "mm²", "energy-weighted second moment xx about (x, y)"),
+        "syy": Field("float32", "mm²", "energy-weighted second moment yy"),
+        "sxy": Field("float32", "mm²", "energy-weighted second moment xy"),
+        "n_digits": Field("int16", "", "cells of the cluster (seed included)"),
+        "region": Field("int8", "", "ECAL region of the seed: 0 inner, 1 middle, 2 outer"),
+        "seed_cell": Field("int32", "", "cell id of the seed (lamarr_col.detector.CaloGrid)"),
+        "shape_mass": Field(
+            "float32", "MeV", "pair mass estimated from the spread beyond one shower's"
+        ),
+        "track": Field(
+            "int32",
+            "",
+            "index in the event's tracks of the smallest match χ², -1: no track with a T segment",
+        ),
+        "track_chi2": Field("float32", "", "that smallest track–cluster match χ² (inf: no track)"),
+        "is_photon": Field("bool", "", "photon candidate: no track matches with χ² < 4"),
+        "merged_pi0": Field(
+            "bool", "", "merged-π0 candidate: photon candidate, E_T ≥ 2 GeV, shape mass ≥ 50 MeV"
+        ),
+        "mcparticle": Field(
+            "int32", "", "index in mcparticles of the main contributor, -1 for noise only"
+        ),
+        "mc_energy": Field("float32", "MeV", "energy the main contributor brought to the cluster"),
+    }
+)
+
+#: The ``cluster_mc`` collection: every (cluster, contributing MC particle) pair.
+CLUSTER_MC_FIELDS: Final = MappingProxyType(
+    {
+        "cluster": Field("int32", "", "index of the cluster in the event's clusters"),
+        "mcparticle": Field("int32", "", "index of the contributing particle in mcparticles"),
+        "energy": Field("float32", "MeV", "energy it brought to the cluster, largest first"),
+    }
+)
+
 #: Event-level fields the detailed simulation adds.
 DETAILED_EVENT_FIELDS: Final = MappingProxyType(
     {
@@ -304,6 +369,15 @@ def markdown() -> str:
         "particle identification to `tracks`:",
     ]
     lines += _table("### `tracks`: particle identification", TRACK_PID_FIELDS)
+    lines += _table("### `tracks`: ECAL", TRACK_ECAL_FIELDS)
+    lines += [
+        "",
+        "and, from the ECAL (`lamarr_col.detailed.ecal.run_ecal`), the `clusters` collection and",
+        "its Monte Carlo truth `cluster_mc`, one record per (cluster, contributing MC particle),",
+        "clusters in order and their contributors by decreasing energy:",
+    ]
+    lines += _table("### `clusters`", CLUSTER_FIELDS)
+    lines += _table("### `cluster_mc`", CLUSTER_MC_FIELDS)
     lines += _table("### Event level", DETAILED_EVENT_FIELDS)
     return "\n".join(lines) + "\n"
 
