@@ -249,7 +249,7 @@ def resolution_fit(
     e_gev: npt.ArrayLike, sigma: npt.ArrayLike, err: npt.ArrayLike
 ) -> dict[str, float]:
     """Fit σE/E = a/√E ⊕ b (E in GeV, fractions) to the points with finite values; returns
-    a, b, their errors, χ² and ndf (NaN with fewer than 3 points)."""
+    a, b, their errors (scaled by √(χ²/ndf)), χ² and ndf (NaN with fewer than 3 points)."""
     e, s, d = (np.asarray(v, dtype=np.float64) for v in (e_gev, sigma, err))
     ok = np.isfinite(e) & np.isfinite(s) & np.isfinite(d) & (d > 0)
     nan = dict.fromkeys(("a", "a_err", "b", "b_err", "chi2", "ndf"), np.nan)
@@ -263,8 +263,10 @@ def resolution_fit(
         par, cov = curve_fit(model, e[ok], s[ok], p0=(0.1, 0.01), sigma=d[ok], bounds=(0.0, 1.0))
     except (RuntimeError, ValueError):
         return nan
-    errs = np.sqrt(np.diag(cov))
     chi2 = float((((s[ok] - model(e[ok], *par)) / d[ok]) ** 2).sum())
+    # curve_fit scales the covariance by χ²/ndf (absolute_sigma=False): the errors grow when
+    # the widths scatter beyond theirs
+    errs = np.sqrt(np.diag(cov))
     return {
         "a": float(par[0]),
         "a_err": float(errs[0]),

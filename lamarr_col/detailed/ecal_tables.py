@@ -53,7 +53,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable, Mapping
-from pathlib import Path
 from typing import Any
 
 import awkward as ak
@@ -63,6 +62,7 @@ import numpy.typing as npt
 from lamarr_col.detailed.ecal_showers import moliere_radius
 from lamarr_col.detailed.pid import run_pid
 from lamarr_col.detailed.simulate import DetailedOptions, assemble_outputs, run_tracking
+from lamarr_col.detailed.tables import write_root_trees
 from lamarr_col.detector.conditions import Calorimeter, ConditionSet
 from lamarr_col.flash.propagation import READS, Propagation
 
@@ -465,61 +465,30 @@ def write_ecal_tables(
     is replaced), written as ``<output>.partial`` and renamed when complete; on an error that
     file keeps the batches already written (it is removed when there is none) and the
     exception gets a note saying so."""
-    import uproot
-
-    from lamarr_col.io.writers import check_output
-
     if max_particles < 1 or max_clusters < 1:
         msg = f"max_particles and max_clusters must be ≥ 1, got {max_particles}, {max_clusters}"
         raise ValueError(msg)
     options = options or DetailedOptions()
-    output = Path(output)
-    check_output(output, format="root")
-    partial = output.with_name(output.name + ".partial")
     propagation = Propagation.from_conditions(conditions)
-    file = _create(uproot, partial)
-    file.mktree("n2m", n2m_branches(max_particles, max_clusters))
-    file.mktree("k2k", {k: np.dtype(v) for k, v in K2K_COLUMNS.items()})
-    n_events = n_rows = 0
-    try:
-        for batch in batches:
-            n_gen = ak.to_numpy(ak.num(batch.mcparticles, axis=1))
-            out = run_tracking(batch, conditions, seed=seed, options=options)
-            pid = run_pid(out, conditions, seed=seed, probnn=False)
-            events, _ = assemble_outputs(out, pid=pid)
-            n2m, k2k = ecal_tables(
-                events,
-                n_gen,
-                conditions,
-                e_min=e_min,
-                max_particles=max_particles,
-                max_clusters=max_clusters,
-                propagation=propagation,
-            )
-            file["n2m"].extend(n2m)
-            file["k2k"].extend(k2k)
-            n_events += len(batch)
-            n_rows += len(k2k["event"])
-            if progress is not None:
-                progress(len(batch))
-    except BaseException as err:
-        file.close()
-        if n_events:
-            err.add_note(f"{n_events} event(s) ({n_rows} k2k row(s)) are kept in {partial}")
-        else:
-            partial.unlink(missing_ok=True)
-            err.add_note("no event was written")
-        raise
-    file.close()
-    partial.replace(output)
-    return n_events, n_rows
 
+    def rows(batch: ak.Array) -> dict[str, dict[str, npt.NDArray[Any]]]:
+        n_gen = ak.to_numpy(ak.num(batch.mcparticles, axis=1))
+        out = run_tracking(batch, conditions, seed=seed, options=options)
+        pid = run_pid(out, conditions, seed=seed, probnn=False)
+        events, _ = assemble_outputs(out, pid=pid)
+        n2m, k2k = ecal_tables(
+            events,
+            n_gen,
+            conditions,
+            e_min=e_min,
+            max_particles=max_particles,
+            max_clusters=max_clusters,
+            propagation=propagation,
+        )
+        return {"k2k": k2k, "n2m": n2m}
 
-def _create(uproot: Any, path: Path) -> Any:
-    from lamarr_col.errors import ConfigError
-
-    try:
-        return uproot.recreate(path)
-    except OSError as err:
-        msg = f"cannot write {path}: {err.strerror or err}"
-        raise ConfigError(msg) from None
+    trees = {
+        "k2k": {k: np.dtype(v) for k, v in K2K_COLUMNS.items()},
+        "n2m": n2m_branches(max_particles, max_clusters),
+    }
+    return write_root_trees(batches, output, rows, trees, progress=progress)

@@ -52,7 +52,7 @@ from lamarr_col.detector.conditions import ConditionSet
 from lamarr_col.event.schema import TRACK_PID_FIELDS, TRACK_STATE
 from lamarr_col.kernels.acceptance import TRACK_TYPES
 
-__all__ = ["TABLE_COLUMNS", "training_table", "write_training_tables"]
+__all__ = ["TABLE_COLUMNS", "training_table", "write_root_trees", "write_training_tables"]
 
 _COV = tuple(f"cov_{a}_{TRACK_STATE[j]}" for i, a in enumerate(TRACK_STATE) for j in range(i, 5))
 TABLE_COLUMNS = (
@@ -264,45 +264,87 @@ def write_training_tables(
     progress: Callable[[int], None] | None = None,
 ) -> tuple[int, int]:
     """Run the detailed simulation on ``batches`` and write the rows into ``output`` (ROOT,
-    TTree ``training``). Returns (events, rows). The file is written as ``<output>.partial``
-    and renamed when complete; on an error that file keeps the batches already written and
-    the exception gets a note saying so."""
+    TTree ``training``), as :func:`write_root_trees` does. Returns (events, rows)."""
+    options = options or DetailedOptions()
+
+    def rows(batch: ak.Array) -> dict[str, dict[str, npt.NDArray[Any]]]:
+        n_gen = ak.to_numpy(ak.num(batch.mcparticles, axis=1))
+        out = run_tracking(batch, conditions, seed=seed, options=options)
+        pid = run_pid(out, conditions, seed=seed) if options.pid else None
+        events, record = assemble_outputs(out, pid=pid)
+        out = dataclasses.replace(out, events=events)
+        return {"training": training_table(out, record, conditions, n_gen, options.rules)}
+
+    empty = {"training": dict.fromkeys(TABLE_COLUMNS, np.dtype(np.float64))}
+    return write_root_trees(batches, output, rows, empty, progress=progress)
+
+
+def write_root_trees(
+    batches: Iterable[ak.Array],
+    output: str | os.PathLike[str],
+    rows: Callable[[ak.Array], dict[str, dict[str, npt.NDArray[Any]]]],
+    trees: dict[str, dict[str, np.dtype]],
+    *,
+    progress: Callable[[int], None] | None = None,
+) -> tuple[int, int]:
+    """Stream ``rows(batch)`` (tree name → columns) of every batch into the TTrees ``trees``
+    (name → column dtypes; the branches of a tree are those of its first batch's columns,
+    ``trees`` gives them for a run without any batch) of the ROOT file ``output``. Returns
+    (events, rows of the first tree). The path is checked first (a missing directory is a
+    :class:`~lamarr_col.errors.ConfigError`, not created); the file is written as
+    ``<output>.partial`` and renamed when complete; on an error that file keeps the batches
+    already written (it is removed when there is none) and the exception gets a note saying
+    so."""
     import uproot
 
     from lamarr_col.io.writers import check_output
 
-    options = options or DetailedOptions()
     output = Path(output)
-    check_output(output, format="root")  # a missing directory is an error, not created
+    check_output(output, format="root")
     partial = output.with_name(output.name + ".partial")
+    first = next(iter(trees))
     n_events = n_rows = 0
     file = None
     try:
         for batch in batches:
-            n_gen = ak.to_numpy(ak.num(batch.mcparticles, axis=1))
-            out = run_tracking(batch, conditions, seed=seed, options=options)
-            pid = run_pid(out, conditions, seed=seed) if options.pid else None
-            events, record = assemble_outputs(out, pid=pid)
-            out = dataclasses.replace(out, events=events)
-            table = training_table(out, record, conditions, n_gen, options.rules)
+            table = rows(batch)
             if file is None:
-                file = uproot.recreate(partial)
-                file.mktree("training", {k: v.dtype for k, v in table.items()})
-            file["training"].extend(table)
+                file = _recreate(uproot, partial)
+                for name, columns in table.items():
+                    file.mktree(name, {k: _branch_type(v) for k, v in columns.items()})
+            for name, columns in table.items():
+                file[name].extend(columns)
             n_events += len(batch)
-            n_rows += len(table["event"])
+            n_rows += len(next(iter(table[first].values())))
             if progress is not None:
                 progress(len(batch))
     except BaseException as err:
         if file is None:
-            err.add_note("no row was written")
+            partial.unlink(missing_ok=True)
+            err.add_note("no event was written")
         else:
             file.close()
             err.add_note(f"{n_rows} row(s) of {n_events} event(s) are kept in {partial}")
         raise
-    if file is None:  # no events: an empty tree with the right columns
-        file = uproot.recreate(partial)
-        file.mktree("training", dict.fromkeys(TABLE_COLUMNS, np.float64))
+    if file is None:  # no events: empty trees with the right columns
+        file = _recreate(uproot, partial)
+        for name, types in trees.items():
+            file.mktree(name, types)
     file.close()
     partial.replace(output)
     return n_events, n_rows
+
+
+def _branch_type(column: npt.NDArray[Any]) -> np.dtype:
+    """The branch type of a column: its dtype, with the fixed size of a 2-D column."""
+    return np.dtype((column.dtype, column.shape[1:])) if column.ndim > 1 else column.dtype
+
+
+def _recreate(uproot: Any, path: Path) -> Any:
+    from lamarr_col.errors import ConfigError
+
+    try:
+        return uproot.recreate(path)
+    except OSError as err:
+        msg = f"cannot write {path}: {err.strerror or err}"
+        raise ConfigError(msg) from None
