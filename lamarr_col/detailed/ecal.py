@@ -38,6 +38,7 @@ from lamarr_col.detailed.ecal_corrections import expected_spread
 from lamarr_col.detailed.ecal_match import ClusterMatch, match_tracks
 from lamarr_col.detailed.ecal_reco import Clusters, Digits, cluster_digits, make_digits
 from lamarr_col.detailed.ecal_showers import Showers, ecal_showers
+from lamarr_col.detailed.transport import TransportResult
 from lamarr_col.detector.calo_grid import CaloGrid
 from lamarr_col.detector.conditions import Calorimeter, ConditionSet
 from lamarr_col.event.schema import CLUSTER_FIELDS, CLUSTER_MC_FIELDS, TRACK_ECAL_FIELDS, Field
@@ -92,7 +93,7 @@ def shape_mass(clusters: Clusters, grid: CaloGrid, calo: Calorimeter) -> npt.NDA
 
 def run_ecal(
     particles: dict[str, npt.NDArray[np.generic]],
-    transport_result: object,
+    transport_result: TransportResult,
     downstream: DownstreamTransport,
     particle_event_index: npt.NDArray[np.int64],
     index_in_event: npt.NDArray[np.int64],
@@ -113,7 +114,7 @@ def run_ecal(
     n_events = len(event_numbers)
     showers = ecal_showers(
         particles,
-        transport_result,  # type: ignore[arg-type]
+        transport_result,
         downstream,
         particle_event_index,
         index_in_event,
