@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-ENTRIES = ("generate", "hepmc", "propagation", "detailed")
+ENTRIES = ("generate", "hepmc", "propagation", "detailed", "models")
 RESULTS = Path(__file__).parent / "results"
 
 
@@ -143,6 +143,15 @@ def main() -> None:
                     RESULTS / "detailed.png",
                 )
                 print(json.dumps(results, indent=1))
+            elif name == "models":
+                from benchmarks.bench_models import run as run_models
+
+                results = run_models(work, quick=args.quick)
+                rates = {k: v["rows_per_s"] for k, v in results["cpu"].items()}
+                _plot_bars(rates, "rows / s on the CPU (median of 3)", RESULTS / "models.png")
+                for device in ("cpu", "gpu"):
+                    for key, r in results.get(device, {}).items():
+                        print(f"{device} {key:22s} {r['rows_per_s']:14,.0f} rows/s")
             else:
                 from benchmarks.bench_hepmc import run as run_hepmc
 

@@ -122,7 +122,76 @@ def _build_parser() -> argparse.ArgumentParser:
     _add_ecal_tables_parser(sub)
     _add_report_parser(sub)
     _add_conditions_parser(sub)
+    _add_train_parser(sub)
     return parser
+
+
+def _add_train_parser(sub: Any) -> None:
+    from lamarr_col.nn.specs import SPECS
+
+    train = sub.add_parser(
+        "train",
+        help="train a flash model on the detailed simulation's training tables",
+        description=(
+            "Train one flash model (MODEL: "
+            + ", ".join(SPECS)
+            + ") on ROOT files written by `lamarr-col tables`, hold out a test sample, "
+            "measure the model's quality gates on it and write "
+            "OUTPUT/MODEL/VERSION/{model.safetensors, model.json, loss.png, validation.png} "
+            "(docs/models.md). Classifiers use --arch mlp; generators --arch gan or flow."
+        ),
+        formatter_class=_HelpFormatter,
+    )
+    train.add_argument("model", metavar="MODEL", help="the model to train: " + ", ".join(SPECS))
+    train.add_argument("--data", nargs="+", required=True, metavar="FILE", help="training tables")
+    train.add_argument("--arch", required=True, choices=("mlp", "gan", "flow"))
+    train.add_argument("-o", "--output", default="weights", help="weights folder")
+    train.add_argument("--version", dest="model_version", default="v1", help="model version")
+    train.add_argument("--model-id", default=None, help="registry id (default: MODEL)")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--epochs", type=int, default=None, help="most training epochs")
+    train.add_argument("--max-rows", type=int, default=None, help="most training rows")
+    train.add_argument("--batch-size", type=int, default=None, help="rows per training step")
+    train.add_argument(
+        "--register", action="store_true", help="add the model to OUTPUT/registry.json"
+    )
+    train.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _train(args: argparse.Namespace) -> int:
+    """`lamarr-col train`: one model from the training tables into the weights folder."""
+    import shlex
+
+    from lamarr_col.nn.specs import spec
+    from lamarr_col.nn.train_model import train_model
+
+    model = spec(args.model)
+    folder, card = train_model(
+        model,
+        args.data,
+        arch=args.arch,
+        output=args.output,
+        version=args.model_version,
+        seed=args.seed,
+        model_id=args.model_id,
+        max_epochs=args.epochs,
+        max_rows=args.max_rows,
+        progress=not args.no_progress and sys.stderr.isatty(),
+        options={} if args.batch_size is None else {"batch_size": args.batch_size},
+        command=shlex.join(["lamarr-col", *sys.argv[1:]]),
+    )
+    if args.register:
+        from lamarr_col.nn.weights import register
+
+        register(args.output, str(card["model_id"]), args.model_version)
+    gates = card["gates"]["gates"]
+    status = ", ".join(
+        f"{name} {g['value'] if g['value'] is None else format(g['value'], '.3g')} "
+        f"{'PASS' if g['passed'] else 'FAIL'}"
+        for name, g in gates.items()
+    )
+    print(f"wrote {folder} ({card['training']['rows']['train']} training rows; gates: {status})")
+    return 0
 
 
 #: Defaults of `lamarr-col ecal-tables`: ``MAX_PARTICLES``, ``MAX_CLUSTERS`` and ``E_MIN`` of
@@ -763,6 +832,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "detailed-report":
             _check_options_fit_source(parser, args)
             return _detailed_report(args)
+        if args.command == "train":
+            return _train(args)
         if args.command == "conditions":
             return _conditions(args)
     except LamarrError as err:

@@ -13,7 +13,14 @@ import numpy as np
 from lamarr_col.errors import ConfigError, InputError
 from lamarr_col.nn.preprocessing import QuantileNormal
 
-__all__ = ["ACTIVATIONS", "Classifier", "ResidualBlock", "ResidualMLP", "predict_proba"]
+__all__ = [
+    "ACTIVATIONS",
+    "Classifier",
+    "ResidualBlock",
+    "ResidualMLP",
+    "activation_function",
+    "predict_proba",
+]
 
 ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
     "silu": jax.nn.silu,
@@ -28,7 +35,8 @@ MIN_BUCKET = 256
 _TRACES = {"predict_proba": 0}
 
 
-def _activation(name: str) -> Callable[[jax.Array], jax.Array]:
+def activation_function(name: str) -> Callable[[jax.Array], jax.Array]:
+    """The activation called ``name`` (:data:`ACTIVATIONS`); ConfigError naming the others."""
     if name not in ACTIVATIONS:
         msg = f"unknown activation {name!r}; allowed: {', '.join(ACTIVATIONS)}"
         raise ConfigError(msg)
@@ -43,7 +51,7 @@ class ResidualBlock(eqx.Module):
     activation: str = eqx.field(static=True)
 
     def __init__(self, width: int, activation: str = "silu", *, key: jax.Array) -> None:
-        _activation(activation)
+        activation_function(activation)
         k1, k2 = jax.random.split(key)
         self.linear1 = eqx.nn.Linear(width, width, key=k1, dtype=jnp.float32)
         self.linear2 = eqx.nn.Linear(width, width, key=k2, dtype=jnp.float32)
@@ -72,7 +80,7 @@ class ResidualMLP(eqx.Module):
         activation: str = "silu",
         key: jax.Array,
     ) -> None:
-        _activation(activation)
+        activation_function(activation)
         if min(n_inputs, n_classes, width) < 1 or depth < 0:
             msg = (
                 f"ResidualMLP: n_inputs={n_inputs}, n_classes={n_classes}, width={width} must "

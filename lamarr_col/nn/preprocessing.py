@@ -18,11 +18,13 @@ from jax.scipy.special import ndtri
 
 from lamarr_col.errors import ConfigError, InputError
 
-__all__ = ["QuantileNormal", "check_finite"]
+__all__ = ["TAILS", "QuantileNormal", "check_finite"]
 
 # Extrapolation beyond the outermost knots stops at TAIL × the outermost knot's probability,
 # i.e. probabilities stay within [0.5·TAIL/n_knots, 1 − 0.5·TAIL/n_knots] and outputs finite.
 TAIL = 0.1
+#: what happens beyond the outermost knots (:class:`QuantileNormal`)
+TAILS = ("clip", "linear")
 
 
 def check_finite(x: np.ndarray, names: Sequence[str] | None = None, *, what: str = "input") -> None:
@@ -91,6 +93,14 @@ class QuantileNormal(eqx.Module):
     knots: jax.Array
     probs: jax.Array
     passthrough: jax.Array
+    #: beyond the outermost knots: "clip" (z bounded, the classifiers' inputs) or "linear"
+    #: (the end segments continued in z, unbounded both ways: generated targets keep tails)
+    tails: str = eqx.field(static=True, default="clip")
+
+    def __check_init__(self) -> None:
+        if self.tails not in TAILS:
+            msg = f"QuantileNormal: tails must be one of {', '.join(TAILS)}, got {self.tails!r}"
+            raise ConfigError(msg)
 
     @classmethod
     def fit(
@@ -98,8 +108,10 @@ class QuantileNormal(eqx.Module):
         x: np.ndarray,
         n_knots: int = 64,
         passthrough: Sequence[bool] | None = None,
+        tails: str = "clip",
     ) -> QuantileNormal:
-        """Fit the knots to the rows of ``x`` (n, d); ``passthrough[j]`` marks flag columns."""
+        """Fit the knots to the rows of ``x`` (n, d); ``passthrough[j]`` marks flag columns;
+        ``tails`` as the class says."""
         x = np.asarray(x, dtype=np.float64)
         check_finite(x, what="QuantileNormal.fit")
         n, d = x.shape
@@ -123,15 +135,17 @@ class QuantileNormal(eqx.Module):
             knots=jnp.asarray(knots),
             probs=jnp.asarray(probs, jnp.float32),
             passthrough=jnp.asarray(flags, jnp.float32),
+            tails=tails,
         )
 
     @classmethod
-    def skeleton(cls, n_inputs: int, n_knots: int) -> QuantileNormal:
+    def skeleton(cls, n_inputs: int, n_knots: int, tails: str = "clip") -> QuantileNormal:
         """A zero-filled instance of the right shapes, to load weights into."""
         return cls(
             knots=jnp.zeros((n_inputs, n_knots), jnp.float32),
             probs=jnp.zeros((n_knots,), jnp.float32),
             passthrough=jnp.zeros((n_inputs,), jnp.float32),
+            tails=tails,
         )
 
     @property
@@ -167,4 +181,38 @@ class QuantileNormal(eqx.Module):
         p = p0 + (x - k0) * ((p1 - p0) / (k1 - k0))
         low = 0.5 * TAIL / n_knots
         z = ndtri(jnp.clip(p, low, 1.0 - low))
+        if self.tails == "linear":
+            z = jnp.where(count == 0, self._edge(x, 0, 1), z)
+            z = jnp.where(count == n_knots, self._edge(x, n_knots - 1, n_knots - 2), z)
         return jnp.where(self.passthrough > 0.5, x, z)
+
+    def _edge(self, x: jax.Array, i: int, j: int) -> jax.Array:
+        """z on the line through the knots i (outermost) and j, continued beyond knot i."""
+        zi, zj = ndtri(self.probs[i]), ndtri(self.probs[j])
+        ki, kj = self.knots[:, i], self.knots[:, j]
+        return zi + (x - ki) * ((zi - zj) / (ki - kj))
+
+    def inverse(self, z: jax.typing.ArrayLike) -> jax.Array:
+        """(n, d) standard-normal values → (n, d) float32 in the columns' own units: the
+        inverse of :meth:`__call__` on its range (with ``clip`` tails the probabilities are
+        clipped to the same bounds; with ``linear`` tails the end lines continue, so every z
+        has its x); passthrough columns are copied."""
+        z = jnp.asarray(z, jnp.float32)
+        n_knots = self.knots.shape[1]
+        low = 0.5 * TAIL / n_knots
+        p = jnp.clip(jax.scipy.stats.norm.cdf(z), low, 1.0 - low)
+        # segment index from the (uniform) probability grid: probs[k] = (k + ½) / n_knots
+        i = jnp.clip(jnp.floor(p * n_knots - 0.5).astype(jnp.int32), 0, n_knots - 2)
+        cols = jnp.arange(self.knots.shape[0], dtype=jnp.int32)[None, :]
+        k0 = self.knots[cols, i]
+        k1 = self.knots[cols, i + 1]
+        p0 = self.probs[i]
+        p1 = self.probs[i + 1]
+        x = k0 + (p - p0) * ((k1 - k0) / (p1 - p0))
+        if self.tails == "linear":
+            for e, f in ((0, 1), (n_knots - 1, n_knots - 2)):
+                zi, zj = ndtri(self.probs[e]), ndtri(self.probs[f])
+                ki, kj = self.knots[:, e], self.knots[:, f]
+                beyond = z < zi if e == 0 else z > zi
+                x = jnp.where(beyond, ki + (z - zi) * ((ki - kj) / (zi - zj)), x)
+        return jnp.where(self.passthrough > 0.5, z, x)

@@ -21,6 +21,7 @@ __all__ = [
     "TrainedClassifier",
     "classification_metrics",
     "expected_calibration_error",
+    "preprocess_rows",
     "roc_auc",
     "train_classifier",
 ]
@@ -156,7 +157,7 @@ def _transform_chunk(preprocessing: QuantileNormal, x: jax.typing.ArrayLike) -> 
     return preprocessing(x)
 
 
-def _transform(preprocessing: QuantileNormal, x: np.ndarray) -> np.ndarray:
+def preprocess_rows(preprocessing: QuantileNormal, x: np.ndarray) -> np.ndarray:
     """Preprocess all rows in power-of-two padded chunks (bounded compilations)."""
     out = np.empty(x.shape, np.float32)
     chunk = bucket_size(len(x))
@@ -254,7 +255,7 @@ def train_classifier(
     w_train = w[train] / w[train].mean()
 
     preprocessing = QuantileNormal.fit(x[train], passthrough=passthrough)
-    z = _transform(preprocessing, x)  # frozen during training: applied once
+    z = preprocess_rows(preprocessing, x)  # frozen during training: applied once
     mlp = ResidualMLP(
         x.shape[1], n_classes, width=width, depth=depth, activation=activation, key=k_init
     )

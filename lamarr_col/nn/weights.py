@@ -6,6 +6,13 @@ flat, named float32 tensor (``mlp.blocks.0.linear1.weight``, ``preprocessing.kno
 training sample and command, metrics, sha256 of the tensors). ``<root>/registry.json`` indexes
 the models: ``{"schema": 1, "models": {id: {"default": v, "versions": {v: {path, sha256,
 kind}}}}}``. Loading checks the hash, the exact tensor names and their shapes.
+
+Kinds (the card's ``kind``): ``classifier`` (:class:`~lamarr_col.nn.classifier.Classifier`)
+and the conditional generators (:class:`~lamarr_col.nn.generator.ConditionalGenerator`) by
+their core: ``flow`` (:class:`lamarr_col.nn.flow.SplineFlow`) and ``gan``
+(:class:`lamarr_col.nn.gan.GanGenerator`). A generator's architecture is its core's
+``architecture()`` plus the knot counts of its two quantile maps; its tensors are named
+``conditions_map.*``, ``targets_map.*`` and ``core.*``.
 """
 
 from __future__ import annotations
@@ -33,11 +40,14 @@ from lamarr_col.nn.classifier import Classifier, ResidualMLP
 from lamarr_col.nn.preprocessing import TAIL, QuantileNormal
 
 __all__ = [
+    "KINDS",
     "load_classifier",
+    "load_model",
     "load_registered",
     "read_registry",
     "register",
     "save_classifier",
+    "save_model",
     "state_dict",
 ]
 
@@ -46,6 +56,14 @@ CARD = "model.json"
 REGISTRY = "registry.json"
 SCHEMA = 1
 ARCHITECTURE_KEYS = ("n_inputs", "n_classes", "width", "depth", "activation", "n_knots")
+_GENERATOR_KEYS = ("core", "conditions_knots", "targets_knots")
+#: generator cores by kind: (module, class), imported when first needed
+_CORES = {
+    "flow": ("lamarr_col.nn.flow", "SplineFlow"),
+    "gan": ("lamarr_col.nn.gan", "GanGenerator"),
+}
+#: every kind of model a card may hold
+KINDS = ("classifier", *_CORES)
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
 
 
@@ -67,12 +85,34 @@ def _named_leaves(tree: Any) -> list[tuple[str, Any]]:
     return [(".".join(_key_name(e) for e in path), leaf) for path, leaf in leaves]
 
 
-def state_dict(classifier: Classifier) -> dict[str, np.ndarray]:
-    """Every array of ``classifier`` as float32 numpy, keyed by its dotted attribute path."""
-    return {name: np.asarray(leaf, np.float32) for name, leaf in _named_leaves(classifier)}
+def state_dict(model: Any) -> dict[str, np.ndarray]:
+    """Every array of ``model`` as float32 numpy, keyed by its dotted attribute path."""
+    return {name: np.asarray(leaf, np.float32) for name, leaf in _named_leaves(model)}
 
 
-def _skeleton(architecture: dict[str, Any]) -> Classifier:
+def _core_class(kind: str) -> Any:
+    import importlib
+
+    module, name = _CORES[kind]
+    return getattr(importlib.import_module(module), name)
+
+
+def _skeleton(kind: str, architecture: dict[str, Any]) -> Any:
+    """A model of the card's kind and architecture (weights to be overwritten)."""
+    if kind != "classifier":
+        from lamarr_col.nn.generator import ConditionalGenerator
+
+        core = _core_class(kind).from_architecture(architecture["core"], key=jax.random.key(0))
+        a = architecture
+        return ConditionalGenerator(
+            QuantileNormal.skeleton(
+                core.n_conditions, int(a["conditions_knots"]), a.get("conditions_tails", "clip")
+            ),
+            QuantileNormal.skeleton(
+                core.n_targets, int(a["targets_knots"]), a.get("targets_tails", "clip")
+            ),
+            core,
+        )
     a = architecture
     mlp = ResidualMLP(
         int(a["n_inputs"]),
@@ -83,6 +123,58 @@ def _skeleton(architecture: dict[str, Any]) -> Classifier:
         key=jax.random.key(0),  # overwritten by the loaded tensors
     )
     return Classifier(QuantileNormal.skeleton(int(a["n_inputs"]), int(a["n_knots"])), mlp)
+
+
+def _describe(model: Any) -> tuple[str, dict[str, Any], dict[str, Any], int, int]:
+    """(kind, architecture, preprocessing, number of inputs, number of outputs) of a model."""
+    from lamarr_col.nn.generator import ConditionalGenerator
+
+    if isinstance(model, Classifier):
+        mlp, pre = model.mlp, model.preprocessing
+        arch: dict[str, Any] = {
+            "n_inputs": model.n_inputs,
+            "n_classes": model.n_classes,
+            "width": mlp.width,
+            "depth": mlp.depth,
+            "activation": mlp.activation,
+            "n_knots": pre.n_knots,
+        }
+        return "classifier", arch, _map_card(pre), model.n_inputs, model.n_classes
+    if isinstance(model, ConditionalGenerator):
+        kinds = [k for k in _CORES if type(model.core).__name__ == _CORES[k][1]]
+        if not kinds:
+            msg = f"cannot save a generator whose core is a {type(model.core).__name__}"
+            raise ConfigError(msg)
+        arch = {
+            "core": model.core.architecture(),
+            "conditions_knots": model.conditions_map.n_knots,
+            "targets_knots": model.targets_map.n_knots,
+            "conditions_tails": model.conditions_map.tails,
+            "targets_tails": model.targets_map.tails,
+        }
+        maps: dict[str, Any] = {
+            "conditions": _map_card(model.conditions_map),
+            "targets": {**_map_card(model.targets_map), "doc": "outputs = inverse of this map"},
+        }
+        return kinds[0], arch, maps, model.n_conditions, model.n_targets
+    msg = f"cannot save a {type(model).__name__}: not a Classifier or ConditionalGenerator"
+    raise ConfigError(msg)
+
+
+def _map_card(pre: QuantileNormal) -> dict[str, Any]:
+    flags = np.asarray(pre.passthrough) > 0.5
+    return {
+        "kind": "quantile_normal",
+        "n_knots": pre.n_knots,
+        "passthrough": [int(i) for i in np.flatnonzero(flags)],
+        "tail_probability": 0.5 * TAIL / pre.n_knots,
+        "tails": pre.tails,
+        "doc": (
+            "z = Φ⁻¹(clip(interp(x, knots, probs), t, 1 − t)); passthrough columns copied"
+            if pre.tails == "clip"
+            else "z = Φ⁻¹(interp(x, knots, probs)), the end segments continued linearly in z"
+        ),
+    }
 
 
 def _json_default(value: Any) -> Any:
@@ -116,48 +208,34 @@ def _read_json(path: Path) -> dict[str, Any]:
     return data
 
 
-def save_classifier(folder: str | Path, classifier: Classifier, card: dict[str, Any]) -> Path:
+def save_model(folder: str | Path, model: Any, card: dict[str, Any]) -> Path:
     """Write ``model.safetensors`` and ``model.json`` into ``folder`` (created); return it.
 
+    ``model``: a :class:`Classifier` or a :class:`~lamarr_col.nn.generator.ConditionalGenerator`.
     ``card`` supplies ``model_id``, ``version``, ``inputs`` ([{name, unit, doc}]), ``outputs``
-    (class names), ``training`` ({sample, command, seed, rows}) and ``metrics``; this fills
-    ``kind``, ``architecture``, ``preprocessing``, ``sha256``, ``lamarr_col_version`` and
-    ``created`` (today, ISO date, unless given). The JSON is sorted and indented.
+    (class names or [{name, unit, doc}]), ``training`` ({sample, command, seed, rows}) and
+    ``metrics``; this fills ``kind``, ``architecture``, ``preprocessing`` (merged over the
+    card's own), ``sha256``, ``lamarr_col_version`` and ``created`` (today, ISO date, unless
+    given). The JSON is sorted and indented.
     """
     folder = Path(folder)
     for field in ("model_id", "version"):
         if not _NAME.match(str(card.get(field, ""))):
             msg = f"model card for {folder}: {field!r} must be a name like 'probnn' or '1.0.0'"
             raise ConfigError(msg)
-    n_in, n_out = classifier.n_inputs, classifier.n_classes
+    kind, arch, pre, n_in, n_out = _describe(model)
     for field, n in (("inputs", n_in), ("outputs", n_out)):
         if field in card and len(card[field]) != n:
             msg = (
                 f"model card {card['model_id']!r}: {len(card[field])} {field} for a model with {n}"
             )
             raise ConfigError(msg)
-    mlp, pre = classifier.mlp, classifier.preprocessing
-    flags = np.asarray(pre.passthrough) > 0.5
-    blob = save_tensors(state_dict(classifier))
+    blob = save_tensors(state_dict(model))
     full = {
         **card,
-        "kind": "classifier",
-        "architecture": {
-            "n_inputs": n_in,
-            "n_classes": n_out,
-            "width": mlp.width,
-            "depth": mlp.depth,
-            "activation": mlp.activation,
-            "n_knots": pre.n_knots,
-        },
-        "preprocessing": {
-            **card.get("preprocessing", {}),
-            "kind": "quantile_normal",
-            "n_knots": pre.n_knots,
-            "passthrough": [int(i) for i in np.flatnonzero(flags)],
-            "tail_probability": 0.5 * TAIL / pre.n_knots,
-            "doc": "z = Φ⁻¹(clip(interp(x, knots, probs), t, 1 − t)); passthrough columns copied",
-        },
+        "kind": kind,
+        "architecture": arch,
+        "preprocessing": {**card.get("preprocessing", {}), **pre},
         "sha256": hashlib.sha256(blob).hexdigest(),
     }
     full.setdefault("created", dt.date.today().isoformat())
@@ -168,6 +246,11 @@ def save_classifier(folder: str | Path, classifier: Classifier, card: dict[str, 
     return folder
 
 
+def save_classifier(folder: str | Path, classifier: Classifier, card: dict[str, Any]) -> Path:
+    """:func:`save_model` for a classifier."""
+    return save_model(folder, classifier, card)
+
+
 def _version() -> str:
     try:
         return metadata.version("lamarr_col")
@@ -175,12 +258,12 @@ def _version() -> str:
         return "0+unknown"
 
 
-def load_classifier(folder: str | Path) -> tuple[Classifier, dict[str, Any]]:
-    """Load a model folder written by :func:`save_classifier`: (classifier, card).
+def load_model(folder: str | Path) -> tuple[Any, dict[str, Any]]:
+    """Load a model folder written by :func:`save_model`: (model, card).
 
     Raises :class:`InputError` if a file is missing, the sha256 differs from the card's, the
-    tensor names differ from those the card's architecture needs (both lists named, with
-    suggestions) or a shape differs.
+    card's kind or architecture is unknown or incomplete, the tensor names differ from those
+    the architecture needs (both lists named, with suggestions) or a shape differs.
     """
     folder = Path(folder)
     card = _read_json(folder / CARD)
@@ -193,13 +276,18 @@ def load_classifier(folder: str | Path) -> tuple[Classifier, dict[str, Any]]:
     if digest != card.get("sha256"):
         msg = f"{path}: sha256 {digest} does not match the card's {card.get('sha256')}"
         raise InputError(msg)
-    arch = card.get("architecture")
-    missing_arch = [k for k in ARCHITECTURE_KEYS if not isinstance(arch, dict) or k not in arch]
-    if missing_arch or card.get("kind") != "classifier":
+    kind = card.get("kind")
+    if kind not in KINDS:
         msg = (
-            f"{folder / CARD}: not a classifier card (kind {card.get('kind')!r}; "
-            f"architecture lacks {', '.join(missing_arch) or 'nothing'})"
+            f"{folder / CARD}: unknown model kind {kind!r}; known: {', '.join(KINDS)}"
+            f"{_did_you_mean(str(kind), KINDS)}"
         )
+        raise InputError(msg)
+    arch = card.get("architecture")
+    needed = ARCHITECTURE_KEYS if kind == "classifier" else _GENERATOR_KEYS
+    missing_arch = [k for k in needed if not isinstance(arch, dict) or k not in arch]
+    if missing_arch:
+        msg = f"{folder / CARD}: the {kind} architecture lacks {', '.join(missing_arch)}"
         raise InputError(msg)
     try:
         tensors = load_tensors(blob)
@@ -208,8 +296,8 @@ def load_classifier(folder: str | Path) -> tuple[Classifier, dict[str, Any]]:
         raise InputError(msg) from err
     try:
         # Shapes only: nothing is initialised or computed.
-        skeleton = eqx.filter_eval_shape(_skeleton, arch)
-    except (ConfigError, ValueError, TypeError) as err:
+        skeleton = eqx.filter_eval_shape(_skeleton, kind, arch)
+    except (ConfigError, ValueError, TypeError, KeyError) as err:
         msg = f"{folder / CARD}: cannot build the architecture ({err})"
         raise InputError(msg) from err
     expected = {name: leaf.shape for name, leaf in _named_leaves(skeleton)}
@@ -240,6 +328,15 @@ def load_classifier(folder: str | Path) -> tuple[Classifier, dict[str, Any]]:
     treedef = jax.tree_util.tree_structure(skeleton)
     leaves = [jnp.asarray(tensors[name], jnp.float32) for name in expected]
     return jax.tree_util.tree_unflatten(treedef, leaves), card
+
+
+def load_classifier(folder: str | Path) -> tuple[Classifier, dict[str, Any]]:
+    """:func:`load_model` for a folder that must hold a classifier."""
+    model, card = load_model(folder)
+    if not isinstance(model, Classifier):
+        msg = f"{Path(folder) / CARD}: not a classifier card (kind {card.get('kind')!r})"
+        raise InputError(msg)
+    return model, card
 
 
 def read_registry(root: str | Path) -> dict[str, Any]:
@@ -283,7 +380,7 @@ def register(
 
 def load_registered(
     model_id: str, version: str | None = None, *, root: str | Path | None = None
-) -> tuple[Classifier, dict[str, Any]]:
+) -> tuple[Any, dict[str, Any]]:
     """Load a registered model (its default version unless ``version`` is given).
 
     ``root`` defaults to the shipped weights (the installed ``lamarr_col.weights`` folder).
@@ -308,11 +405,11 @@ def load_registered(
         )
         raise ConfigError(msg)
     info = entry["versions"][version]
-    classifier, card = load_classifier(root / info["path"])
+    model, card = load_model(root / info["path"])
     if info.get("sha256") != card.get("sha256"):
         msg = (
             f"{where}: {model_id} {version} is registered with sha256 {info.get('sha256')} but "
             f"its card says {card.get('sha256')}; register it again"
         )
         raise InputError(msg)
-    return classifier, card
+    return model, card

@@ -1,0 +1,323 @@
+"""``lamarr-col train``: train one flash model on the detailed simulation's training tables.
+
+:func:`train_model` reads the ROOT files of ``lamarr-col tables`` (TTree ``training``; only
+the columns the model's :class:`~lamarr_col.nn.specs.ModelSpec` reads), takes the spec's rows,
+holds out a test split (``TEST_FRACTION``, never seen in training or early stopping), trains
+the architecture asked for (``mlp`` for classifiers; ``gan`` or ``flow`` for generators), then
+measures its quality gates on the held-out rows (:mod:`lamarr_col.nn.quality`) and writes into
+``<output>/<model-id>/<version>/``:
+
+- ``model.safetensors`` and ``model.json`` (the card: inputs and outputs with units,
+  preprocessing, training sample, command and seed, metrics, gates; :mod:`.weights`);
+- ``loss.png`` (training and validation loss per epoch) and ``validation.png`` (generators:
+  each target's held-out distribution against generated; classifiers: the reliability curve
+  of each class), mplhep's LHCb2 style.
+
+Everything random derives from ``seed``: the same files and seed give the same weights.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+
+from lamarr_col.errors import ConfigError, InputError
+from lamarr_col.nn.specs import ModelSpec, _needed
+
+__all__ = ["ARCHITECTURES", "TEST_FRACTION", "read_tables", "train_model"]
+
+#: architectures per spec kind
+ARCHITECTURES = {"classifier": ("mlp",), "generator": ("gan", "flow")}
+#: fraction of the rows held out for the quality gates
+TEST_FRACTION = 0.2
+_TREE = "training"
+
+
+def read_tables(
+    files: Sequence[str | os.PathLike[str]], columns: set[str]
+) -> dict[str, np.ndarray]:
+    """The ``columns`` of the TTree ``training`` of every file, concatenated (numpy).
+    :class:`InputError` names a missing or unreadable file, a file without the tree, and a
+    missing column."""
+    import uproot
+
+    if not files:
+        msg = "no training table given (--data FILE …)"
+        raise InputError(msg)
+    parts: list[dict[str, np.ndarray]] = []
+    for f in files:
+        path = Path(f)
+        if not path.is_file():
+            msg = f"training table {path} does not exist"
+            raise InputError(msg)
+        try:
+            with uproot.open(path) as root:
+                if _TREE not in root:
+                    msg = f"{path}: no TTree {_TREE!r} (write it with `lamarr-col tables`)"
+                    raise InputError(msg)
+                tree = root[_TREE]
+                missing = sorted(columns - set(tree.keys()))
+                if missing:
+                    msg = f"{path}: the tree {_TREE!r} lacks the column(s) {', '.join(missing)}"
+                    raise InputError(msg)
+                parts.append(tree.arrays(sorted(columns), library="np"))
+        except InputError:
+            raise
+        except Exception as err:  # uproot raises many kinds on corrupt files
+            msg = f"{path}: cannot read it as a ROOT file ({type(err).__name__}: {err})"
+            raise InputError(msg) from err
+    return {c: np.concatenate([p[c] for p in parts]) for c in columns}
+
+
+def _split(n: int, key: jax.Array) -> tuple[np.ndarray, np.ndarray]:
+    order = np.asarray(jax.random.permutation(key, n))
+    n_test = round(TEST_FRACTION * n)
+    return np.sort(order[n_test:]), np.sort(order[:n_test])
+
+
+def train_model(
+    model: ModelSpec,
+    files: Sequence[str | os.PathLike[str]],
+    *,
+    arch: str,
+    output: str | os.PathLike[str],
+    version: str,
+    seed: int = 0,
+    model_id: str | None = None,
+    max_epochs: int | None = None,
+    max_rows: int | None = None,
+    progress: bool = False,
+    command: str = "",
+    options: dict[str, Any] | None = None,
+) -> tuple[Path, dict[str, Any]]:
+    """Train ``model`` on the tables ``files`` (module docstring); returns the model folder
+    and the card. ``model_id`` defaults to the spec's name; ``max_rows`` keeps the first rows
+    (after the split's shuffle); ``options`` go to the trainer (width, depth, …)."""
+    allowed = ARCHITECTURES[model.kind]
+    if arch not in allowed:
+        msg = f"--arch {arch}: the {model.name} model is a {model.kind}; use {' or '.join(allowed)}"
+        raise ConfigError(msg)
+    table = read_tables(files, _needed(model))
+    rows = model.rows(table, where=", ".join(str(f) for f in files))
+    x = rows["x"]
+    if len(x) < 50:
+        msg = f"the {model.name} model: only {len(x)} usable rows in the tables; need at least 50"
+        raise InputError(msg)
+    key = jax.random.key(seed)
+    k_split, k_train, k_gate = jax.random.split(key, 3)
+    train, test = _split(len(x), k_split)
+    if max_rows is not None:
+        train = train[:max_rows]
+    opts = dict(options or {})
+    if max_epochs is not None:
+        opts["max_epochs"] = max_epochs
+    if model.kind == "classifier":
+        result = _train_classifier(model, rows, train, test, k_train, opts, progress)
+    else:
+        result = _train_generator(model, rows, train, test, arch, k_train, k_gate, opts, progress)
+    net, history, metrics, gates, figures = result
+    card = {
+        "model_id": model_id or model.name,
+        "version": version,
+        "description": model.doc,
+        "inputs": [f.card() for f in model.inputs],
+        "outputs": list(model.classes)
+        if model.kind == "classifier"
+        else [f.card() for f in model.targets],
+        "training": {
+            "sample": [str(Path(f).name) for f in files],
+            "rows": {"train": len(train), "test": len(test)},
+            "dropped_non_finite": int(rows["dropped"]),
+            "command": command,
+            "seed": seed,
+            "arch": arch,
+            "options": opts,
+        },
+        "metrics": metrics,
+        "gates": gates,
+        "history": history,
+    }
+    from lamarr_col.nn.weights import save_model
+
+    folder = Path(output) / str(card["model_id"]) / version
+    save_model(folder, net, card)
+    _plots(folder, history, figures)
+    saved = json.loads((folder / "model.json").read_text(encoding="utf-8"))
+    return folder, saved
+
+
+def _train_classifier(
+    model: ModelSpec,
+    rows: dict[str, np.ndarray],
+    train: np.ndarray,
+    test: np.ndarray,
+    key: jax.Array,
+    opts: dict[str, Any],
+    progress: bool,
+) -> tuple[Any, dict[str, Any], dict[str, Any], dict[str, Any], dict[str, Any]]:
+    from lamarr_col.nn.classifier import predict_proba
+    from lamarr_col.nn.quality import CLASSIFIER_TARGETS, gates
+    from lamarr_col.nn.training import classification_metrics, train_classifier
+
+    x, y = rows["x"], rows["labels"]
+    trained = train_classifier(
+        x[train],
+        y[train],
+        n_classes=len(model.classes),
+        key=key,
+        passthrough=model.passthrough,
+        progress=progress,
+        **opts,
+    )
+    proba = predict_proba(trained.classifier, x[test])
+    metrics = {"test": classification_metrics(proba, y[test]), "validation": trained.metrics}
+    checks = gates(metrics["test"], CLASSIFIER_TARGETS)
+    figures = {"kind": "classifier", "proba": proba, "labels": y[test], "classes": model.classes}
+    return trained.classifier, trained.history, metrics, checks, figures
+
+
+_BIN_COLUMNS = (("log_p", "log_p_rec"), ("eta", "eta_rec"), ("n_tracks",))
+
+
+def _train_generator(
+    model: ModelSpec,
+    rows: dict[str, np.ndarray],
+    train: np.ndarray,
+    test: np.ndarray,
+    arch: str,
+    key: jax.Array,
+    k_gate: jax.Array,
+    opts: dict[str, Any],
+    progress: bool,
+) -> tuple[Any, dict[str, Any], dict[str, Any], dict[str, Any], dict[str, Any]]:
+    from lamarr_col.nn.generator import sample_rows
+    from lamarr_col.nn.quality import (
+        GENERATOR_TARGETS,
+        binned_distances,
+        gates,
+        summary,
+        two_sample_auc,
+    )
+
+    x, y = rows["x"], rows["y"]
+    if arch == "flow":
+        from lamarr_col.nn.flow import fit_flow
+
+        trained = fit_flow(
+            x[train],
+            y[train],
+            key=key,
+            passthrough_conditions=model.passthrough,
+            progress=progress,
+            **opts,
+        )
+    else:
+        from lamarr_col.nn.gan import fit_gan
+
+        trained = fit_gan(
+            x[train],
+            y[train],
+            key=key,
+            auxiliary=model.auxiliary,
+            passthrough_conditions=model.passthrough,
+            progress=progress,
+            **opts,
+        )
+    k_sample, k_auc = jax.random.split(k_gate)
+    generated = sample_rows(trained.generator, k_sample, x[test], names=model.input_names)
+    auc = two_sample_auc(
+        y[test], generated, x[test], x[test], key=k_auc, passthrough=_passthrough(model)
+    )
+    names = model.input_names
+    edges: dict[int, np.ndarray] = {}
+    for options in _BIN_COLUMNS:
+        col = next((names.index(c) for c in options if c in names), None)
+        if col is not None:
+            edges[col] = np.quantile(x[test][:, col], [0.0, 0.25, 0.5, 0.75, 1.0])
+    distances = binned_distances(
+        y[test],
+        generated,
+        x[test],
+        x[test],
+        edges,
+        names=[f.name for f in model.targets],
+        condition_names=names,
+    )
+    metrics = {
+        "validation": trained.metrics,
+        "test": {"two_sample": auc, "binned": summary(distances), "bins": distances},
+    }
+    checks = gates(metrics["test"], GENERATOR_TARGETS)
+    figures = {
+        "kind": "generator",
+        "reference": y[test],
+        "generated": generated,
+        "names": [f.name for f in model.targets],
+    }
+    return trained.generator, trained.history, metrics, checks, figures
+
+
+def _passthrough(model: ModelSpec) -> list[bool]:
+    """The two-sample classifier's flag columns: none of the targets, the spec's inputs'."""
+    return [False] * len(model.targets) + model.passthrough
+
+
+def _plots(folder: Path, history: dict[str, list[float]], figures: dict[str, Any]) -> None:
+    import matplotlib.style
+    import mplhep as hep
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    with matplotlib.style.context(hep.style.LHCb2):
+        fig = Figure(figsize=(10, 8), layout="constrained")
+        FigureCanvasAgg(fig)
+        ax = fig.subplots()
+        for name, values in history.items():
+            if len(values) and np.isfinite(values).any():
+                ax.plot(np.arange(1, len(values) + 1), values, label=name)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("loss")
+        ax.legend(fontsize=14)
+        fig.savefig(folder / "loss.png", dpi=80)
+
+        if figures["kind"] == "generator":
+            names = figures["names"]
+            ncols = min(len(names), 4)
+            nrows = -(-len(names) // ncols)
+            fig = Figure(figsize=(6 * ncols, 5 * nrows), layout="constrained")
+            FigureCanvasAgg(fig)
+            axes = np.atleast_1d(fig.subplots(nrows, ncols)).ravel()
+            ref, gen = figures["reference"], figures["generated"]
+            for i, name in enumerate(names):
+                lo, hi = np.quantile(ref[:, i], [0.005, 0.995])
+                bins = np.linspace(lo, hi, 50) if hi > lo else 50
+                axes[i].hist(ref[:, i], bins, histtype="step", density=True, label="detailed")
+                axes[i].hist(gen[:, i], bins, histtype="step", density=True, label="generated")
+                axes[i].set_xlabel(name, fontsize=16)
+                axes[i].legend(fontsize=12)
+            for ax in axes[len(names) :]:
+                ax.set_visible(False)
+        else:
+            proba, labels, classes = figures["proba"], figures["labels"], figures["classes"]
+            fig = Figure(figsize=(10, 8), layout="constrained")
+            FigureCanvasAgg(fig)
+            ax = fig.subplots()
+            edges = np.linspace(0.0, 1.0, 11)
+            for k, name in enumerate(classes):
+                b = np.clip(np.digitize(proba[:, k], edges) - 1, 0, 9)
+                n = np.bincount(b, minlength=10)
+                hit = np.bincount(b, weights=(labels == k), minlength=10)
+                mean = np.bincount(b, weights=proba[:, k], minlength=10)
+                ok = n > 0
+                ax.plot(mean[ok] / n[ok], hit[ok] / n[ok], "o-", label=name)
+            ax.plot([0, 1], [0, 1], "k--", lw=1)
+            ax.set_xlabel("predicted probability")
+            ax.set_ylabel("observed fraction")
+            ax.legend(fontsize=14)
+        fig.savefig(folder / "validation.png", dpi=80)

@@ -1,0 +1,196 @@
+"""`lamarr-col train` and the model specs, on seeded synthetic training tables."""
+
+from __future__ import annotations
+
+import json
+
+import jax
+import numpy as np
+import pytest
+import uproot
+
+from lamarr_col.cli import main
+from lamarr_col.errors import ConfigError, InputError
+from lamarr_col.nn.classifier import predict_proba
+from lamarr_col.nn.generator import sample_rows
+from lamarr_col.nn.specs import SPECS, TRACKING_CLASSES, spec
+from lamarr_col.nn.train_model import read_tables, train_model
+from lamarr_col.nn.weights import load_model, load_registered
+
+
+def _table(n: int, seed: int) -> dict[str, np.ndarray]:
+    """Rows shaped like `lamarr-col tables`: the tracking class follows η (acceptance) and p."""
+    rng = np.random.default_rng(seed)
+    eta = rng.uniform(1.0, 6.0, n)
+    p = np.exp(rng.uniform(np.log(1500.0), np.log(1e5), n))
+    phi = rng.uniform(-np.pi, np.pi, n)
+    pt = p / np.cosh(eta)
+    px, py, pz = pt * np.cos(phi), pt * np.sin(phi), pt * np.sinh(eta)
+    inside = (eta > 2.0) & (eta < 5.0)
+    found = inside & (rng.uniform(size=n) < 0.9)
+    track_type = np.where(found, np.where(p > 5000.0, 3, 4), 0).astype(np.int8)
+    pid = rng.choice([211, -211, 321, 13, 11, 2212], n)
+    is_muon = (np.abs(pid) == 13) & (track_type == 3) & (rng.uniform(size=n) < 0.95)
+    slope_x, slope_y = px / pz, py / pz
+    return {
+        "origin": np.zeros(n, np.int8),
+        "pid": pid.astype(np.int32),
+        "charge": np.sign(pid).astype(np.float32),
+        "p": p,
+        "px": px,
+        "py": py,
+        "pz": pz,
+        "eta": eta,
+        "phi": phi,
+        "vx": rng.normal(0, 0.01, n),
+        "vy": rng.normal(0, 0.01, n),
+        "vz": rng.normal(0, 50, n),
+        "acceptance_type": np.where(inside, 3, 0).astype(np.int8),
+        "track_type": track_type,
+        "qop": np.where(found, np.sign(pid) / (p * (1 + rng.normal(0, 0.005, n))), np.nan),
+        "tx": np.where(found, slope_x, np.nan),
+        "ty": np.where(found, slope_y, np.nan),
+        "n_tracks": rng.integers(10, 200, n).astype(np.int32),
+        "is_muon": is_muon,
+        # residuals: widths that grow at low momentum (multiple scattering)
+        **{
+            name: np.where(found, rng.normal(0.0, width * (1.0 + 5000.0 / p)), np.nan)
+            for name, width in (("dx", 0.01), ("dy", 0.01), ("dtx", 1e-4), ("dty", 1e-4))
+        },
+        "dp_over_p": np.where(found, rng.normal(0.0, 0.005, n), np.nan),
+        "chi2ndof": np.where(found, rng.chisquare(20, n) / 20, np.nan),
+        "ghost_prob": np.where(found, rng.beta(1, 20, n), np.nan),
+    }
+
+
+@pytest.fixture(scope="module")
+def tables(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("tables")
+    paths = []
+    for seed in (1, 2):
+        path = folder / f"t{seed}.root"
+        with uproot.recreate(path) as f:
+            f["training"] = _table(3000, seed)
+        paths.append(path)
+    return paths
+
+
+def test_tracking_labels_and_rows():
+    t = _table(500, 3)
+    rows = SPECS["tracking"].rows(t)
+    labels = rows["labels"]
+    assert len(labels) == 500
+    expected = np.where(t["acceptance_type"] == 0, 0, 1)
+    expected = np.where(t["track_type"] == 3, 2, np.where(t["track_type"] == 4, 3, expected))
+    np.testing.assert_array_equal(labels, expected)
+    assert rows["x"].shape == (500, len(SPECS["tracking"].inputs))
+    # the muon classifier takes long and downstream tracks only, and drops nothing finite
+    mu = SPECS["ismuon"].rows(t)
+    assert len(mu["labels"]) == int((t["track_type"] == 3).sum())
+    assert int(mu["dropped"]) == 0
+
+
+def test_rows_drop_non_finite_and_name_missing_columns():
+    t = _table(200, 4)
+    t["vz"][:7] = np.nan
+    assert int(SPECS["tracking"].rows(t)["dropped"]) == 7
+    del t["phi"]
+    with pytest.raises(InputError, match="phi"):
+        SPECS["tracking"].rows(t, where="t.root")
+    with pytest.raises(ConfigError, match="did you mean 'tracking'"):
+        spec("trackin")
+
+
+def test_train_a_classifier_writes_a_loadable_model_with_its_card(tables, tmp_path):
+    folder, card = train_model(
+        SPECS["tracking"],
+        tables,
+        arch="mlp",
+        output=tmp_path,
+        version="v9",
+        seed=3,
+        max_epochs=15,
+        options={"batch_size": 256},
+    )
+    assert {p.name for p in folder.iterdir()} == {
+        "model.safetensors",
+        "model.json",
+        "loss.png",
+        "validation.png",
+    }
+    assert card["outputs"] == list(TRACKING_CLASSES)
+    assert [i["name"] for i in card["inputs"]] == SPECS["tracking"].input_names
+    assert card["training"]["rows"] == {"train": 4800, "test": 1200}
+    assert "ece" in card["gates"]["gates"]
+    model, loaded = load_model(folder)
+    assert loaded["sha256"] == card["sha256"]
+    # it learned the acceptance: inside 2 < η < 5 the particle is rarely out of acceptance
+    t = _table(400, 9)
+    rows = SPECS["tracking"].rows(t)
+    proba = predict_proba(model, rows["x"])
+    inside = (t["eta"] > 2.2) & (t["eta"] < 4.8)
+    outside = (t["eta"] < 1.8) | (t["eta"] > 5.2)
+    assert proba[inside, 0].mean() < 0.2
+    assert proba[outside, 0].mean() > 0.8
+    # the same seed gives the same weights
+    again, _ = train_model(
+        SPECS["tracking"],
+        tables,
+        arch="mlp",
+        output=tmp_path / "b",
+        version="v9",
+        seed=3,
+        max_epochs=15,
+        options={"batch_size": 256},
+    )
+    assert (again / "model.safetensors").read_bytes() == (folder / "model.safetensors").read_bytes()
+
+
+@pytest.mark.parametrize("arch", ["flow", "gan"])
+def test_train_a_generator(tables, tmp_path, arch):
+    folder, card = train_model(
+        SPECS["resolution"],
+        tables,
+        arch=arch,
+        output=tmp_path,
+        version="v1",
+        seed=1,
+        max_epochs=3,
+        options={"batch_size": 256, "width": 16, "depth": 1},
+    )
+    assert card["kind"] == arch
+    assert [o["name"] for o in card["outputs"]] == [f.name for f in SPECS["resolution"].targets]
+    assert set(card["gates"]["gates"]) == {"two_sample.auc", "binned.wasserstein_norm_median"}
+    assert 0.0 <= card["metrics"]["test"]["two_sample"]["auc"] <= 1.0
+    assert (folder / "validation.png").stat().st_size > 0
+    model, _ = load_model(folder)
+    rows = SPECS["resolution"].rows(_table(50, 5))
+    out = sample_rows(model, jax.random.key(0), rows["x"])
+    assert out.shape == (len(rows["x"]), len(SPECS["resolution"].targets))
+    assert np.isfinite(out).all()
+
+
+def test_train_errors(tables, tmp_path):
+    with pytest.raises(ConfigError, match="use gan or flow"):
+        train_model(SPECS["rich"], tables, arch="mlp", output=tmp_path, version="v1")
+    with pytest.raises(InputError, match="does not exist"):
+        read_tables([tmp_path / "nope.root"], {"p"})
+    with pytest.raises(InputError, match="lacks the column"):
+        read_tables(tables, {"p", "rich_dll_k"})
+    bad = tmp_path / "bad.root"
+    bad.write_bytes(b"not a root file")
+    with pytest.raises(InputError, match=r"bad\.root"):
+        read_tables([bad], {"p"})
+
+
+def test_train_command_registers(tables, tmp_path, capsys):
+    out = tmp_path / "weights"
+    argv = ["train", "ismuon", "--data", *map(str, tables), "--arch", "mlp", "-o", str(out)]
+    assert main([*argv, "--epochs", "3", "--register", "--no-progress"]) == 0
+    assert "gates: ece" in capsys.readouterr().out
+    _, card = load_registered("ismuon", root=out)
+    assert card["outputs"] == ["not_muon", "is_muon"]
+    registry = json.loads((out / "registry.json").read_text())
+    assert registry["models"]["ismuon"]["default"] == "v1"
+    assert main(["train", "nope", "--data", str(tables[0]), "--arch", "mlp"]) == 2
+    assert "unknown model" in capsys.readouterr().err
