@@ -144,7 +144,12 @@ def _add_train_parser(sub: Any) -> None:
     )
     train.add_argument("model", metavar="MODEL", help="the model to train: " + ", ".join(SPECS))
     train.add_argument("--data", nargs="+", required=True, metavar="FILE", help="training tables")
-    train.add_argument("--arch", required=True, choices=("mlp", "gan", "flow"))
+    train.add_argument(
+        "--arch",
+        required=True,
+        choices=("mlp", "gan", "flow", "both"),
+        help="mlp for classifiers; gan, flow or both (train the two, keep the better)",
+    )
     train.add_argument("-o", "--output", default="weights", help="weights folder")
     train.add_argument("--version", dest="model_version", default="v1", help="model version")
     train.add_argument("--model-id", default=None, help="registry id (default: MODEL)")

@@ -170,6 +170,25 @@ def test_train_a_generator(tables, tmp_path, arch):
     assert np.isfinite(out).all()
 
 
+def test_train_both_keeps_the_better_generator(tables, tmp_path):
+    _, card = train_model(
+        SPECS["resolution"],
+        tables,
+        arch="both",
+        output=tmp_path,
+        version="v1",
+        seed=2,
+        max_epochs=2,
+        options={"batch_size": 256, "width": 16, "depth": 1},
+    )
+    comparison = card["comparison"]
+    assert set(comparison) == {"gan", "flow", "chosen"}
+    chosen = comparison["chosen"]
+    other = "gan" if chosen == "flow" else "flow"
+    assert comparison[chosen]["two_sample_auc"] <= comparison[other]["two_sample_auc"]
+    assert card["kind"] == card["training"]["arch"] == chosen
+
+
 def test_train_errors(tables, tmp_path):
     with pytest.raises(ConfigError, match="use gan or flow"):
         train_model(SPECS["rich"], tables, arch="mlp", output=tmp_path, version="v1")

@@ -3,7 +3,9 @@
 :func:`train_model` reads the ROOT files of ``lamarr-col tables`` (TTree ``training``; only
 the columns the model's :class:`~lamarr_col.nn.specs.ModelSpec` reads), takes the spec's rows,
 holds out a test split (``TEST_FRACTION``, never seen in training or early stopping), trains
-the architecture asked for (``mlp`` for classifiers; ``gan`` or ``flow`` for generators), then
+the architecture asked for (``mlp`` for classifiers; ``gan`` or ``flow`` for generators, or
+``both``: the two trained on the same rows, their test metrics side by side in the card's
+``comparison``, the one of lower two-sample AUC kept), then
 measures its quality gates on the held-out rows (:mod:`lamarr_col.nn.quality`) and writes into
 ``<output>/<model-id>/<version>/``:
 
@@ -32,8 +34,8 @@ from lamarr_col.nn.specs import ModelSpec, _needed
 
 __all__ = ["ARCHITECTURES", "TEST_FRACTION", "read_tables", "train_model"]
 
-#: architectures per spec kind
-ARCHITECTURES = {"classifier": ("mlp",), "generator": ("gan", "flow")}
+#: architectures per spec kind ("both": train the GAN and the flow, keep the better)
+ARCHITECTURES = {"classifier": ("mlp",), "generator": ("gan", "flow", "both")}
 #: fraction of the rows held out for the quality gates
 TEST_FRACTION = 0.2
 _TREE = "training"
@@ -117,10 +119,29 @@ def train_model(
     opts = dict(options or {})
     if max_epochs is not None:
         opts["max_epochs"] = max_epochs
+    comparison: dict[str, Any] = {}
     if model.kind == "classifier":
         result = _train_classifier(model, rows, train, test, k_train, opts, progress)
-    else:
+    elif arch != "both":
         result = _train_generator(model, rows, train, test, arch, k_train, k_gate, opts, progress)
+    else:
+        results = {
+            a: _train_generator(model, rows, train, test, a, k_train, k_gate, opts, progress)
+            for a in ("gan", "flow")
+        }
+        for a, (_, hist, met, gate, _) in results.items():
+            comparison[a] = {
+                "two_sample_auc": met["test"]["two_sample"]["auc"],
+                "two_sample_auc_error": met["test"]["two_sample"]["auc_error"],
+                "wasserstein_norm_median": met["test"]["binned"]["wasserstein_norm_median"],
+                "wasserstein_norm_max": met["test"]["binned"]["wasserstein_norm_max"],
+                "gates_passed": gate["passed"],
+                "epochs": len(next(iter(hist.values()), [])),
+            }
+        # the better one: the lower two-sample AUC (the closer to indistinguishable)
+        arch = min(comparison, key=lambda a: comparison[a]["two_sample_auc"])
+        comparison["chosen"] = arch
+        result = results[arch]
     net, history, metrics, gates, figures = result
     card = {
         "model_id": model_id or model.name,
@@ -141,6 +162,7 @@ def train_model(
         },
         "metrics": metrics,
         "gates": gates,
+        **({"comparison": comparison} if comparison else {}),
         "history": history,
     }
     from lamarr_col.nn.weights import save_model
