@@ -16,8 +16,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lamarr_col.errors import ConfigError, InputError
-from lamarr_col.nn.flow import SplineFlow, TrainedGenerator, fit_flow, log_prob_rows, rq_spline
-from lamarr_col.nn.generator import ConditionalGenerator, sample_rows
+from lamarr_col.nn.flow import SplineFlow
+from lamarr_col.nn.flow_training import fit_flow, log_prob_rows
+from lamarr_col.nn.generator import ConditionalGenerator, TrainedGenerator, sample_rows
+from lamarr_col.nn.spline import rq_spline
 
 N_BINS = 8
 N_POINTS = 16

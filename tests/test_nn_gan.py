@@ -14,13 +14,8 @@ import numpy as np
 import pytest
 
 from lamarr_col.errors import ConfigError, InputError
-from lamarr_col.nn.gan import (
-    Discriminator,
-    GanGenerator,
-    energy_score,
-    fit_gan,
-    sliced_wasserstein,
-)
+from lamarr_col.nn.gan import Discriminator, GanGenerator, energy_score, sliced_wasserstein
+from lamarr_col.nn.gan_training import fit_gan
 from lamarr_col.nn.generator import ConditionalGenerator, GeneratorCore, sample_rows
 from lamarr_col.nn.preprocessing import QuantileNormal
 

@@ -229,7 +229,7 @@ def _train_generator(
 
     x, y = rows["x"], rows["y"]
     if arch == "flow":
-        from lamarr_col.nn.flow import fit_flow
+        from lamarr_col.nn.flow_training import fit_flow
 
         trained = fit_flow(
             x[train],
@@ -240,7 +240,7 @@ def _train_generator(
             **opts,
         )
     else:
-        from lamarr_col.nn.gan import fit_gan
+        from lamarr_col.nn.gan_training import fit_gan
 
         trained = fit_gan(
             x[train],
