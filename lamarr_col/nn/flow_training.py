@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any, NamedTuple
+from typing import Any
 
 import equinox as eqx
 import jax
@@ -25,30 +25,9 @@ from lamarr_col.nn.classifier import bucket_size
 from lamarr_col.nn.flow import SplineFlow
 from lamarr_col.nn.generator import ConditionalGenerator, TrainedGenerator
 from lamarr_col.nn.preprocessing import QuantileNormal, check_finite
-from lamarr_col.nn.training import preprocess_rows
+from lamarr_col.nn.training import TrainSettings, adamw_optimizer, preprocess_rows
 
 __all__ = ["fit_flow", "log_prob_rows"]
-
-
-class _Hyper(NamedTuple):
-    """Static training settings (hashable: one compilation per distinct value)."""
-
-    learning_rate: float
-    n_batches: int
-    batch_size: int
-    max_epochs: int
-
-
-def _optimizer(h: _Hyper) -> optax.GradientTransformation:
-    warmup = min(h.n_batches, 500)
-    schedule = optax.warmup_cosine_decay_schedule(
-        0.0,
-        h.learning_rate,
-        warmup_steps=warmup,
-        decay_steps=max(h.max_epochs * h.n_batches, warmup + 1),
-        end_value=0.02 * h.learning_rate,
-    )
-    return optax.chain(optax.clip_by_global_norm(1.0), optax.adamw(schedule, weight_decay=1e-4))
 
 
 def _weighted_nll(params: Any, static: Any, y: jax.Array, c: jax.Array, w: jax.Array) -> jax.Array:
@@ -62,11 +41,11 @@ def _epoch(
     static: Any,
     data: tuple[jax.Array, jax.Array, jax.Array],
     key: jax.Array,
-    hyper: _Hyper,
+    hyper: TrainSettings,
 ) -> tuple[Any, Any, jax.Array]:
     """One pass over a fresh permutation of the training rows, minibatches in a ``lax.scan``;
     returns the mean weighted NLL of the batches."""
-    optimizer = _optimizer(hyper)
+    optimizer = adamw_optimizer(hyper)
     y, c, w = data  # w: mean 1 over the training rows
     n, bs = hyper.n_batches, hyper.batch_size
     perm = jax.random.permutation(key, y.shape[0])[: n * bs].reshape(n, bs)
@@ -211,9 +190,9 @@ def fit_flow(
     zc, zy = preprocess_rows(conditions_map, c), preprocess_rows(targets_map, y)
 
     bs = min(batch_size, len(train))
-    hyper = _Hyper(float(learning_rate), len(train) // bs, bs, int(max_epochs))
+    hyper = TrainSettings(float(learning_rate), len(train) // bs, bs, int(max_epochs))
     params, static = eqx.partition(flow, eqx.is_inexact_array)
-    opt_state = _optimizer(hyper).init(params)
+    opt_state = adamw_optimizer(hyper).init(params)
     w_train = (w[train] / w[train].mean()).astype(np.float32)
     train_data = (jnp.asarray(zy[train]), jnp.asarray(zc[train]), jnp.asarray(w_train))
     val_data = _chunked(zy[val], zc[val], w[val] / w[val].mean())

@@ -18,7 +18,9 @@ from lamarr_col.nn.classifier import Classifier, ResidualMLP, bucket_size, predi
 from lamarr_col.nn.preprocessing import QuantileNormal, check_finite
 
 __all__ = [
+    "TrainSettings",
     "TrainedClassifier",
+    "adamw_optimizer",
     "classification_metrics",
     "expected_calibration_error",
     "preprocess_rows",
@@ -98,7 +100,7 @@ def classification_metrics(
     }
 
 
-class _Hyper(NamedTuple):
+class TrainSettings(NamedTuple):
     """Static training settings (hashable: one compilation per distinct value)."""
 
     learning_rate: float
@@ -107,7 +109,9 @@ class _Hyper(NamedTuple):
     max_epochs: int
 
 
-def _optimizer(h: _Hyper) -> optax.GradientTransformation:
+def adamw_optimizer(h: TrainSettings) -> optax.GradientTransformation:
+    """AdamW (weight decay 10⁻⁴) with a linear warm-up over the first epoch (≤ 500 steps), a
+    cosine decay to 2 % of the rate at the last epoch, and gradients clipped to norm 1."""
     warmup = min(h.n_batches, 500)
     schedule = optax.warmup_cosine_decay_schedule(
         0.0,
@@ -135,10 +139,10 @@ def _epoch(
     y: jax.Array,
     w: jax.Array,
     key: jax.Array,
-    hyper: _Hyper,
+    hyper: TrainSettings,
 ) -> tuple[Any, Any, jax.Array]:
     """One pass over a fresh permutation of the rows, minibatches in a ``lax.scan``."""
-    optimizer = _optimizer(hyper)
+    optimizer = adamw_optimizer(hyper)
     n, bs = hyper.n_batches, hyper.batch_size
     perm = jax.random.permutation(key, z.shape[0])[: n * bs].reshape(n, bs)
 
@@ -261,9 +265,9 @@ def train_classifier(
     )
 
     bs = min(batch_size, len(train))
-    hyper = _Hyper(learning_rate, len(train) // bs, bs, max_epochs)
+    hyper = TrainSettings(learning_rate, len(train) // bs, bs, max_epochs)
     params, static = eqx.partition(mlp, eqx.is_inexact_array)
-    opt_state = _optimizer(hyper).init(params)
+    opt_state = adamw_optimizer(hyper).init(params)
     zt, yt, wt = jnp.asarray(z[train]), jnp.asarray(y[train]), jnp.asarray(w_train, jnp.float32)
     w_val = w[val] / w[val].mean()
     zv, yv, wv = jnp.asarray(z[val]), jnp.asarray(y[val]), jnp.asarray(w_val, jnp.float32)
