@@ -357,3 +357,20 @@ def test_registry(trained, tmp_path):
 def test_shipped_registry_is_read_only_here():
     with pytest.raises(ConfigError, match="unknown model 'no-such-model'"):
         load_registered("no-such-model")
+
+
+def test_every_shipped_model_loads_and_passed_its_gates():
+    from importlib import resources
+
+    root = Path(str(resources.files("lamarr_col.weights")))
+    registry = read_registry(root)
+    total = 0
+    for model_id, entry in registry["models"].items():
+        assert entry["default"] in entry["versions"]
+        for version, info in entry["versions"].items():
+            _, card = load_registered(model_id, version)
+            assert card["kind"] == info["kind"]
+            if "gates" in card:  # models trained by `lamarr-col train` ship only when they pass
+                assert card["gates"]["passed"], (model_id, version, card["gates"])
+            total += (root / info["path"] / "model.safetensors").stat().st_size
+    assert total <= 20 * 2**20  # all shipped weights ≤ 20 MB
