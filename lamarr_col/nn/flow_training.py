@@ -24,7 +24,7 @@ from lamarr_col.errors import ConfigError, InputError
 from lamarr_col.nn.classifier import bucket_size
 from lamarr_col.nn.flow import SplineFlow
 from lamarr_col.nn.generator import ConditionalGenerator, TrainedGenerator
-from lamarr_col.nn.preprocessing import QuantileNormal, check_finite
+from lamarr_col.nn.preprocessing import QuantileNormal, check_finite, row_weights
 from lamarr_col.nn.training import TrainSettings, adamw_optimizer, preprocess_rows
 
 __all__ = ["fit_flow", "log_prob_rows"]
@@ -100,18 +100,7 @@ def _check_inputs(
         raise InputError(msg)
     check_finite(conditions, names[0], what="fit_flow: conditions")
     check_finite(targets, names[1], what="fit_flow: targets")
-    if sample_weight is None:
-        return np.ones(len(targets))
-    w = np.asarray(sample_weight, np.float64)
-    if w.shape != (len(targets),):
-        msg = f"fit_flow: sample_weight has shape {w.shape}, expected ({len(targets)},)"
-        raise InputError(msg)
-    bad = ~np.isfinite(w) | (w < 0)
-    if bad.any():
-        row = int(np.argmax(bad))
-        msg = f"fit_flow: sample_weight[{row}] = {w[row]}; weights must be finite and ≥ 0"
-        raise InputError(msg)
-    return w
+    return row_weights(sample_weight, len(targets), "fit_flow: sample_weight")
 
 
 def fit_flow(

@@ -18,7 +18,7 @@ from jax.scipy.special import ndtri
 
 from lamarr_col.errors import ConfigError, InputError
 
-__all__ = ["TAILS", "QuantileNormal", "check_finite"]
+__all__ = ["TAILS", "QuantileNormal", "check_finite", "row_weights"]
 
 # Extrapolation beyond the outermost knots stops at TAIL × the outermost knot's probability,
 # i.e. probabilities stay within [0.5·TAIL/n_knots, 1 − 0.5·TAIL/n_knots] and outputs finite.
@@ -52,6 +52,23 @@ def check_finite(x: np.ndarray, names: Sequence[str] | None = None, *, what: str
         "remove or fill such rows before evaluating or training a network"
     )
     raise InputError(msg)
+
+
+def row_weights(weights: object, n: int, what: str) -> np.ndarray:
+    """Per-row weights (n,) float64: ones when ``weights`` is None, else checked to be finite
+    and ≥ 0, one per row; :class:`InputError` names ``what`` and the first bad row."""
+    if weights is None:
+        return np.ones(n)
+    w = np.asarray(weights, np.float64)
+    if w.shape != (n,):
+        msg = f"{what} has shape {w.shape}, expected ({n},)"
+        raise InputError(msg)
+    bad = ~np.isfinite(w) | (w < 0)
+    if bad.any():
+        row = int(np.argmax(bad))
+        msg = f"{what}[{row}] = {w[row]} (row {row}); weights must be finite and ≥ 0"
+        raise InputError(msg)
+    return w
 
 
 def _strictly_increasing(q: np.ndarray) -> np.ndarray:

@@ -25,7 +25,7 @@ from scipy import stats
 
 from lamarr_col.errors import ConfigError, InputError
 from lamarr_col.nn.classifier import predict_proba
-from lamarr_col.nn.preprocessing import check_finite
+from lamarr_col.nn.preprocessing import check_finite, row_weights
 from lamarr_col.nn.training import expected_calibration_error, roc_auc, train_classifier
 
 __all__ = [
@@ -70,22 +70,6 @@ def _rows(x: Any, what: str, n: int | None = None) -> np.ndarray:
     check_finite(a, what=what)
     if n is not None and len(a) != n:
         msg = f"{what}: {len(a)} rows, expected {n} (one per row of the sample)"
-        raise InputError(msg)
-    return a
-
-
-def _weights(w: Any, n: int, what: str) -> np.ndarray:
-    """Per-row weights (n,), finite and ≥ 0 (scipy's Wasserstein distance needs ≥ 0)."""
-    if w is None:
-        return np.ones(n)
-    a = np.asarray(w, np.float64)
-    if a.shape != (n,):
-        msg = f"{what}: expected {n} weights, got shape {a.shape}"
-        raise InputError(msg)
-    bad = ~np.isfinite(a) | (a < 0)
-    if bad.any():
-        row = int(np.argmax(bad))
-        msg = f"{what}: weight {a[row]} at row {row} is not finite and ≥ 0"
         raise InputError(msg)
     return a
 
@@ -172,8 +156,8 @@ def two_sample_auc(
     """
     what = "two_sample_auc"
     ref, gen, c_ref, c_gen = _pair(reference, generated, conditions_ref, conditions_gen, what)
-    w_ref = _weights(weights_ref, len(ref), f"{what}: weights_ref")
-    w_gen = _weights(weights_gen, len(gen), f"{what}: weights_gen")
+    w_ref = row_weights(weights_ref, len(ref), f"{what}: weights_ref")
+    w_gen = row_weights(weights_gen, len(gen), f"{what}: weights_gen")
     if not 0.0 < test_fraction < 1.0:
         msg = f"{what}: test_fraction must be in (0, 1), got {test_fraction}"
         raise ConfigError(msg)
@@ -337,8 +321,8 @@ def binned_distances(
     """
     what = "binned_distances"
     ref, gen, c_ref, c_gen = _pair(reference, generated, cond_ref, cond_gen, what)
-    w_ref = _weights(weights_ref, len(ref), f"{what}: weights_ref")
-    w_gen = _weights(weights_gen, len(gen), f"{what}: weights_gen")
+    w_ref = row_weights(weights_ref, len(ref), f"{what}: weights_ref")
+    w_gen = row_weights(weights_gen, len(gen), f"{what}: weights_gen")
     d, c = ref.shape[1], c_ref.shape[1]
     names = [f"column {k}" for k in range(d)] if names is None else list(names)
     cnames = (
@@ -462,7 +446,7 @@ def calibration_error(
         row = int(np.argmax(bad))
         msg = f"calibration_error: label {y[row]} at row {row} is outside [0, {n_classes})"
         raise InputError(msg)
-    w = None if weights is None else _weights(weights, len(y), "calibration_error: weights")
+    w = None if weights is None else row_weights(weights, len(y), "calibration_error: weights")
     if p.ndim == 1:
         return expected_calibration_error(p, y == 1, w, n_bins)
     return expected_calibration_error(p.max(axis=1), p.argmax(axis=1) == y, w, n_bins)
