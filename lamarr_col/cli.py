@@ -119,6 +119,16 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     _add_job_arguments(tab)
     _add_detailed_arguments(tab)
+    tab.add_argument(
+        "--embed",
+        type=int,
+        default=0,
+        metavar="N",
+        help=(
+            "add N gun particles to every crossing (μ± and e± in equal numbers, p flat in "
+            "2–100 GeV, as one more collision): rows of the rare species for the PID models"
+        ),
+    )
     _add_ecal_tables_parser(sub)
     _add_report_parser(sub)
     _add_conditions_parser(sub)
@@ -160,6 +170,24 @@ def _add_train_parser(sub: Any) -> None:
     train.add_argument(
         "--register", action="store_true", help="add the model to OUTPUT/registry.json"
     )
+    train.add_argument(
+        "--chain",
+        default=None,
+        metavar="NAME",
+        help=(
+            "PID models: also measure the model fed by its upstream models, the registered "
+            "<step>-NAME of OUTPUT (e.g. lhcb-run3)"
+        ),
+    )
+    train.add_argument(
+        "--train-on",
+        choices=("detailed", "chain"),
+        default="detailed",
+        help=(
+            "PID models' reconstructed kinematics: the detailed simulation's, or the chain's "
+            "resolution model's (needs --chain)"
+        ),
+    )
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -184,6 +212,8 @@ def _train(args: argparse.Namespace) -> int:
         progress=not args.no_progress and sys.stderr.isatty(),
         options={} if args.batch_size is None else {"batch_size": args.batch_size},
         command=shlex.join(["lamarr-col", *sys.argv[1:]]),
+        chain=args.chain,
+        train_on=args.train_on,
     )
     if args.register:
         from lamarr_col.nn.weights import register
@@ -196,6 +226,16 @@ def _train(args: argparse.Namespace) -> int:
         for name, g in gates.items()
     )
     print(f"wrote {folder} ({card['training']['rows']['train']} training rows; gates: {status})")
+    if "chain" in card:
+        chain = card["chain"]["gates"]["gates"]
+        print(
+            "chain gates: "
+            + ", ".join(
+                f"{n} {g['value'] if g['value'] is None else format(g['value'], '.3g')} "
+                f"{'PASS' if g['passed'] else 'FAIL'}"
+                for n, g in chain.items()
+            )
+        )
     return 0
 
 
@@ -649,6 +689,16 @@ def _tables(args: argparse.Namespace) -> int:
         raise ConfigError(msg)
     conditions, options = _detailed_setup(args)
     _, batches, n_events = _source_batches(args, 1000)
+    if args.embed < 0:
+        msg = f"--embed {args.embed}: the particles per crossing must be ≥ 0"
+        raise ConfigError(msg)
+    if args.embed:
+        from lamarr_col.detailed.embedding import embed
+        from lamarr_col.detailed.probnn_training import EMBEDDED_GUN
+        from lamarr_col.sources.gun import ParticleGun
+
+        gun = ParticleGun.from_strings(**EMBEDDED_GUN, multiplicity=str(args.embed))
+        batches = (embed(b, gun, seed=args.seed) for b in batches)
     start = time.perf_counter()
     with _progress(args, n_events, "tables") as bar:
         events, rows = write_training_tables(

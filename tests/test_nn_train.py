@@ -11,11 +11,12 @@ import uproot
 
 from lamarr_col.cli import main
 from lamarr_col.errors import ConfigError, InputError
+from lamarr_col.nn.chain import combine_pid, flash_columns
 from lamarr_col.nn.classifier import predict_proba
 from lamarr_col.nn.generator import sample_rows
 from lamarr_col.nn.specs import SPECS, TRACKING_CLASSES, spec
 from lamarr_col.nn.train_model import read_tables, train_model
-from lamarr_col.nn.weights import load_model, load_registered
+from lamarr_col.nn.weights import load_model, load_registered, register
 
 
 def _table(n: int, seed: int) -> dict[str, np.ndarray]:
@@ -32,6 +33,22 @@ def _table(n: int, seed: int) -> dict[str, np.ndarray]:
     pid = rng.choice([211, -211, 321, 13, 11, 2212], n)
     is_muon = (np.abs(pid) == 13) & (track_type == 3) & (rng.uniform(size=n) < 0.95)
     slope_x, slope_y = px / pz, py / pz
+    species = np.abs(pid)
+    has_rich = found & (rng.uniform(size=n) < 0.9)
+    # RICH DLLs: species-dependent means, K and p exactly 0 below threshold, 0 without RICH
+    dll = {
+        h: np.where(has_rich, rng.normal(np.where(species == code, 8.0, -4.0), 3.0), 0.0)
+        for h, code in (("e", 11), ("mu", 13), ("k", 321), ("p", 2212))
+    }
+    for h in ("k", "p"):
+        dll[h] = np.where(p < 3000.0, 0.0, dll[h])
+    # muon likelihoods: values of a binned table, 0 without isMuon
+    levels = np.array([-0.5, -1.2, -2.1, -3.3, -4.0])
+    ecal = np.where(rng.uniform(size=n) < 0.2, rng.normal(np.where(species == 11, 3.0, -6.0)), 0.0)
+    logits = rng.normal(size=(n, 6)) + 3.0 * (
+        species[:, None] == np.array([11, 13, 211, 321, 2212, 0])
+    )
+    probnn = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
     return {
         "origin": np.zeros(n, np.int8),
         "pid": pid.astype(np.int32),
@@ -60,6 +77,16 @@ def _table(n: int, seed: int) -> dict[str, np.ndarray]:
         "dp_over_p": np.where(found, rng.normal(0.0, 0.005, n), np.nan),
         "chi2ndof": np.where(found, rng.chisquare(20, n) / 20, np.nan),
         "ghost_prob": np.where(found, rng.beta(1, 20, n), np.nan),
+        "rich_used_r1": has_rich,
+        "rich_used_r2": has_rich & (p > 10000.0),
+        **{f"rich_dll_{h}": v.astype(np.float32) for h, v in dll.items()},
+        "muon_mu_ll": np.where(is_muon, rng.choice(levels, n), 0.0).astype(np.float32),
+        "muon_bg_ll": np.where(is_muon, rng.choice(levels - 0.7, n), 0.0).astype(np.float32),
+        "pid_e": (dll["e"] + ecal).astype(np.float32),
+        **{
+            f"probnn_{h}": np.where(found, probnn[:, i], np.nan).astype(np.float32)
+            for i, h in enumerate(("e", "mu", "pi", "k", "p", "ghost"))
+        },
     }
 
 
@@ -195,7 +222,7 @@ def test_train_errors(tables, tmp_path):
     with pytest.raises(InputError, match="does not exist"):
         read_tables([tmp_path / "nope.root"], {"p"})
     with pytest.raises(InputError, match="lacks the column"):
-        read_tables(tables, {"p", "rich_dll_k"})
+        read_tables(tables, {"p", "cov_x_x"})
     bad = tmp_path / "bad.root"
     bad.write_bytes(b"not a root file")
     with pytest.raises(InputError, match=r"bad\.root"):
@@ -213,3 +240,119 @@ def test_train_command_registers(tables, tmp_path, capsys):
     assert registry["models"]["ismuon"]["default"] == "v1"
     assert main(["train", "nope", "--data", str(tables[0]), "--arch", "mlp"]) == 2
     assert "unknown model" in capsys.readouterr().err
+
+
+_TINY = {"batch_size": 256, "width": 8, "depth": 1}
+
+
+@pytest.fixture(scope="module")
+def chain_weights(tables, tmp_path_factory):
+    """Tiny upstream models of the PID chain, registered as <step>-toy."""
+    out = tmp_path_factory.mktemp("weights")
+    for name, arch in (("resolution", "flow"), ("ismuon", "mlp"), ("rich", "flow")):
+        train_model(
+            SPECS[name],
+            tables,
+            arch=arch,
+            output=out,
+            version="v1",
+            model_id=f"{name}-toy",
+            max_epochs=1,
+            options=_TINY if arch == "flow" else {"batch_size": 256, "width": 8},
+            **({"chain": "toy"} if name != "resolution" else {}),
+        )
+        register(out, f"{name}-toy", "v1")
+    return out
+
+
+def test_flash_columns_replace_what_each_model_makes(tables, chain_weights):
+    table = read_tables(tables[:1], set(_table(1, 0)))
+    models = {
+        s: load_registered(f"{s}-toy", root=chain_weights)[0]
+        for s in ("resolution", "ismuon", "rich")
+    }
+    key = jax.random.key(3)
+    flash = flash_columns(table, models, key)
+    again = flash_columns(table, models, key)
+    for c in flash:
+        np.testing.assert_array_equal(flash[c], again[c])  # keyed: reproducible
+    rows = SPECS["resolution"].rows(table)["index"]
+    # the reconstructed momentum is the generated Δp/p's, the slopes the generated residuals'
+    p_rec = 1.0 / np.abs(flash["qop"][rows])
+    np.testing.assert_allclose(p_rec, table["p"][rows] * (1 + flash["dp_over_p"][rows]), rtol=1e-9)
+    np.testing.assert_array_equal(np.sign(flash["qop"][rows]), table["charge"][rows])
+    tx = table["px"][rows] / table["pz"][rows] + flash["dtx"][rows]
+    np.testing.assert_allclose(flash["tx"][rows], tx, rtol=1e-12)
+    assert not np.array_equal(flash["dp_over_p"][rows], table["dp_over_p"][rows])
+    # without RICH information every DLL is 0; isMuon only for long and downstream tracks
+    no_rich = ~flash["rich_used_r1"].astype(bool)
+    for h in ("e", "mu", "k", "p"):
+        assert (flash[f"rich_dll_{h}"][no_rich] == 0).all()
+    assert not flash["is_muon"][~np.isin(table["track_type"], [3, 5])].any()
+    assert 0 < flash["is_muon"].sum() < len(rows)
+    # a model's own target columns and the truth are never touched
+    for c in ("p", "px", "pid", "pid_e", "probnn_e", "track_type"):
+        np.testing.assert_array_equal(flash[c], table[c])
+    with pytest.raises(ConfigError, match="no chain step for globalpid"):
+        flash_columns(table, {"globalpid": None}, key)
+
+
+def test_train_with_the_chain(tables, chain_weights, tmp_path):
+    _, card = train_model(
+        SPECS["muon"],
+        tables,
+        arch="flow",
+        output=chain_weights,
+        version="v1",
+        model_id="muon-toy",
+        max_epochs=1,
+        options=_TINY,
+        chain="toy",
+        train_on="chain",
+    )
+    chain = card["chain"]
+    assert set(chain["upstream"]) == {"resolution", "ismuon"}
+    assert chain["upstream"]["ismuon"]["model_id"] == "ismuon-toy"
+    assert chain["trained_on"] == "chain"
+    assert 0.0 <= chain["metrics"]["two_sample"]["auc"] <= 1.0
+    assert set(chain["gates"]["gates"]) == {"two_sample.auc", "binned.wasserstein_norm_median"}
+    # the muon log-likelihoods are values of a binned table: atoms of the targets' map
+    model, _ = load_model(chain_weights / "muon-toy" / "v1")
+    atoms = sorted(a[1] for a in model.targets_map.atoms if a[0] == 0)
+    assert atoms == pytest.approx([-4.0, -3.3, -2.1, -1.2, -0.5])
+    with pytest.raises(ConfigError, match="needs the registered model resolution-toy"):
+        train_model(
+            SPECS["globalpid"], tables, arch="flow", output=tmp_path, version="v1", chain="toy"
+        )
+    with pytest.raises(ConfigError, match="needs the registered model resolution-toy"):
+        train_model(SPECS["rich"], tables, arch="flow", output=tmp_path, version="v1", chain="toy")
+    with pytest.raises(ConfigError, match="--train-on chain"):
+        train_model(
+            SPECS["rich"], tables, arch="flow", output=tmp_path, version="v1", train_on="chain"
+        )
+    with pytest.raises(ConfigError, match="no upstream PID chain"):
+        train_model(
+            SPECS["covariance"],
+            tables,
+            arch="flow",
+            output=chain_weights,
+            version="v1",
+            chain="toy",
+        )
+
+
+def test_combine_pid_sums_the_subsystems():
+    fields = {
+        "rich_dll_e": [1.0, -2.0],
+        "rich_dll_mu": [0.5, 0.0],
+        "rich_dll_k": [3.0, 0.0],
+        "rich_dll_p": [-1.0, 0.0],
+        "muon_mu_ll": [-0.2, 0.0],
+        "muon_bg_ll": [-3.0, 0.0],
+        "ecal_dll_e": [4.0, 0.0],
+    }
+    out = combine_pid(fields)
+    np.testing.assert_allclose(out["pid_e"], [5.0, -2.0])
+    np.testing.assert_allclose(out["pid_mu"], [3.3, 0.0], rtol=1e-6)
+    np.testing.assert_allclose(out["pid_k"], [3.0, 0.0])
+    np.testing.assert_allclose(out["pid_p"], [-1.0, 0.0])

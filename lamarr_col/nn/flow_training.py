@@ -175,8 +175,12 @@ def fit_flow(
         raise InputError(msg)
 
     conditions_map = QuantileNormal.fit(c[train], n_knots, passthrough=passthrough_conditions)
-    targets_map = QuantileNormal.fit(y[train], n_knots, tails=target_tails)
-    zc, zy = preprocess_rows(conditions_map, c), preprocess_rows(targets_map, y)
+    targets_map = QuantileNormal.fit(y[train], n_knots, tails=target_tails, atoms=True)
+    # targets on a point mass are spread across its CDF step (dequantised) for training
+    zc, zy = (
+        preprocess_rows(conditions_map, c),
+        preprocess_rows(targets_map, y, jax.random.fold_in(k_split, 1)),
+    )
 
     bs = min(batch_size, len(train))
     hyper = TrainSettings(float(learning_rate), len(train) // bs, bs, int(max_epochs))
@@ -226,9 +230,11 @@ def fit_flow(
 
 @eqx.filter_jit
 def _log_prob_bucket(model: ConditionalGenerator, c: jax.Array, y: jax.Array) -> jax.Array:
-    # The maps act column by column: one forward-mode pass gives every ∂z_j/∂y_j.
+    # The maps act column by column: one forward-mode pass gives every ∂z_j/∂y_j (0 for a
+    # target on an atom: its term is then its normal-space density, Jacobian left out).
     z, dz = jax.jvp(model.targets_map, (y,), (jnp.ones_like(y),))
-    return model.core.log_prob(z, model.conditions_map(c)) + jnp.sum(jnp.log(dz), axis=1)
+    log_dz = jnp.where(dz > 0, jnp.log(jnp.where(dz > 0, dz, 1.0)), 0.0)
+    return model.core.log_prob(z, model.conditions_map(c)) + jnp.sum(log_dz, axis=1)
 
 
 def log_prob_rows(
@@ -242,7 +248,9 @@ def log_prob_rows(
     (n, d) given ``conditions`` (n, k), for a generator whose core has ``log_prob`` (a flow).
 
     The flow's density in normal space times the targets map's Jacobian; −inf where a target
-    lies beyond the map's clipped tails (the model puts no density there)."""
+    lies beyond the map's clipped tails (the model puts no density there). A target on one of
+    the map's atoms (a point mass) counts with its normal-space density at the middle of the
+    atom's CDF step: a probability mass has no density in physical units."""
     if not hasattr(model.core, "log_prob"):
         msg = f"log_prob_rows: a {type(model.core).__name__} core has no log_prob (not a flow)"
         raise ConfigError(msg)

@@ -434,11 +434,13 @@ def fit_gan(
         raise InputError(msg)
 
     conditions_map = QuantileNormal.fit(c_all[train], n_knots, passthrough_conditions)
-    targets_map = QuantileNormal.fit(y_all[train], n_knots, tails="linear")
+    targets_map = QuantileNormal.fit(y_all[train], n_knots, tails="linear", atoms=True)
     auxiliary_map = (
         QuantileNormal.fit(_auxiliary_physical(y_all[train], pairs), n_knots) if pairs else None
     )
-    zc, zy = preprocess_rows(conditions_map, c_all), preprocess_rows(targets_map, y_all)
+    # real targets on a point mass are spread across its CDF step (dequantised)
+    zc = preprocess_rows(conditions_map, c_all)
+    zy = preprocess_rows(targets_map, y_all, jax.random.fold_in(k_split, 1))
 
     generator = GanGenerator(
         d, k, n_noise=n_noise, width=width, depth=depth, activation=activation, key=k_gen

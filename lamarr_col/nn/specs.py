@@ -168,7 +168,8 @@ class ModelSpec:
     def rows(self, columns: _Columns, where: str = "table") -> dict[str, np.ndarray]:
         """The spec's rows of a table: ``x`` (n, inputs) float32 and ``y`` (targets, float32)
         or ``labels`` (int), only the rows selected and with finite values (the others are
-        counted in ``dropped``). Raises :class:`InputError` naming a missing column."""
+        counted in ``dropped``), and ``index`` (n,), their rows in the table. Raises
+        :class:`InputError` naming a missing column."""
         missing = sorted(_needed(self) - set(columns))
         if missing:
             msg = f"{where}: the {self.name} model needs the column(s) {', '.join(missing)}"
@@ -195,6 +196,7 @@ class ModelSpec:
             finite = np.isfinite(x).all(axis=1) & np.isfinite(y).all(axis=1)
             out["y"] = y[finite].astype(np.float32)
         out["x"] = x[finite].astype(np.float32)
+        out["index"] = np.flatnonzero(sel)[finite]
         out["dropped"] = np.asarray(int((~finite).sum()))
         return out
 
@@ -295,12 +297,40 @@ def _tracking_label(c: _Columns) -> npt.NDArray[np.int64]:
 
 
 _DLL = ("e", "mu", "k", "p")
-_RICH_TARGETS = _targets(*((f"rich_dll_{h}", "", f"RICH Δ log-likelihood {h} − π") for h in _DLL))
+_RICH_DLLS = _targets(*((f"rich_dll_{h}", "", f"RICH Δ log-likelihood {h} − π") for h in _DLL))
+
+
+def _has_rich(c: _Columns) -> _F:
+    return (_flag(c, "rich_used_r1") | _flag(c, "rich_used_r2")).astype(np.float64)
+
+
+_RICH_TARGETS = (
+    Feature(
+        "has_rich", "", "1 if RICH1 or RICH2 gave information, else 0 (DLLs then 0)", _has_rich
+    ),
+    *_RICH_DLLS,
+)
+
+
+def _ecal_dll_e(c: _Columns) -> _F:
+    return np.asarray(c["pid_e"], dtype=np.float64) - np.asarray(c["rich_dll_e"], dtype=np.float64)
+
+
+_PROBNN = ("e", "mu", "pi", "k", "p", "ghost")
 _MUON_TARGETS = _targets(
     ("muon_mu_ll", "", "muon log-likelihood of the muon stations"),
     ("muon_bg_ll", "", "non-muon log-likelihood of the muon stations"),
 )
-_PID_TARGETS = _targets(*((f"pid_{h}", "", f"combined Δ log-likelihood {h} − π") for h in _DLL))
+_PID_TARGETS = (
+    Feature(
+        "ecal_dll_e",
+        "",
+        "the calorimeter's electron Δ log-likelihood (E/p), PIDe − RichDLLe; 0 without a "
+        "matched cluster",
+        _ecal_dll_e,
+    ),
+    *_targets(*((f"probnn_{h}", "", f"ProbNN {h} (probability)") for h in _PROBNN)),
+)
 
 SPECS: dict[str, ModelSpec] = {
     s.name: s
@@ -369,11 +399,12 @@ SPECS: dict[str, ModelSpec] = {
         ModelSpec(
             "rich",
             "generator",
-            "RICH DLLs of tracks with RICH information",
+            "whether the RICHes see the track and its RICH DLLs (0 without information, or "
+            "below every threshold that separates the two hypotheses)",
             RECO_FEATURES,
-            lambda c: _reconstructed(c) & (_flag(c, "rich_used_r1") | _flag(c, "rich_used_r2")),
+            _reconstructed,
             targets=_RICH_TARGETS,
-            auxiliary=((2, 0), (3, 2), (1, 0)),  # DLLK − DLLe, DLLp − DLLK, DLLmu − DLLe
+            auxiliary=((3, 1), (4, 3), (2, 1)),  # DLLK − DLLe, DLLp − DLLK, DLLmu − DLLe
         ),
         ModelSpec(
             "muon",
@@ -387,16 +418,22 @@ SPECS: dict[str, ModelSpec] = {
         ModelSpec(
             "globalpid",
             "generator",
-            "combined DLLs, conditioned on the RICH and muon outputs and isMuon",
+            "what the combined PID adds to the RICH and muon outputs: the calorimeter's "
+            "electron DLL and the ProbNN probabilities, conditioned on the track, its fit "
+            "quality, the RICH and muon outputs and isMuon (the combined DLLs are sums: "
+            "lamarr_col.nn.chain.combine_pid)",
             (
                 *RECO_FEATURES,
-                *(Feature(t.name, t.unit, t.doc, t.compute) for t in _RICH_TARGETS),
+                Feature("chi2ndof", "", "track fit χ²/ndof", _col("chi2ndof")),
+                Feature("ghost_prob", "", "ghost probability", _col("ghost_prob")),
+                Feature("has_rich", "", "the RICHes gave information", _has_rich, flag=True),
+                *(Feature(t.name, t.unit, t.doc, t.compute) for t in _RICH_DLLS),
                 *(Feature(t.name, t.unit, t.doc, t.compute) for t in _MUON_TARGETS),
                 Feature("is_muon", "", "isMuon", _col("is_muon"), flag=True),
             ),
             _reconstructed,
             targets=_PID_TARGETS,
-            auxiliary=((1, 0), (2, 0), (3, 2)),
+            auxiliary=((1, 3), (4, 3), (5, 4)),  # ProbNN e − π, K − π, p − K
         ),
     )
 }

@@ -31,6 +31,7 @@ import numpy as np
 
 from lamarr_col.errors import ConfigError, InputError
 from lamarr_col.nn.specs import ModelSpec, _needed
+from lamarr_col.nn.specs import spec as _spec
 
 __all__ = ["ARCHITECTURES", "TEST_FRACTION", "read_tables", "train_model"]
 
@@ -77,10 +78,39 @@ def read_tables(
     return {c: np.concatenate([p[c] for p in parts]) for c in columns}
 
 
-def _split(n: int, key: jax.Array) -> tuple[np.ndarray, np.ndarray]:
-    order = np.asarray(jax.random.permutation(key, n))
-    n_test = round(TEST_FRACTION * n)
-    return np.sort(order[n_test:]), np.sort(order[:n_test])
+def _test_rows(n_table: int, key: jax.Array) -> np.ndarray:
+    """(n_table,) bool: the table rows held out for the gates (the same for every model of a
+    table and seed, whichever rows a model selects)."""
+    order = np.asarray(jax.random.permutation(key, n_table))
+    held = np.zeros(n_table, bool)
+    held[order[: round(TEST_FRACTION * n_table)]] = True
+    return held
+
+
+def _upstream_models(
+    name: str, chain: str, root: Path
+) -> tuple[dict[str, Any], dict[str, dict[str, str]]]:
+    """The registered upstream models ``<step>-<chain>`` of model ``name`` under ``root``
+    (:data:`~lamarr_col.nn.chain.UPSTREAM`) and their ids, versions and hashes."""
+    from lamarr_col.nn.chain import UPSTREAM
+    from lamarr_col.nn.weights import load_registered, read_registry
+
+    if name not in UPSTREAM:
+        msg = f"--chain: the {name} model has no upstream PID chain (only {', '.join(UPSTREAM)})"
+        raise ConfigError(msg)
+    registry = read_registry(root)["models"]
+    models, used = {}, {}
+    for step in UPSTREAM[name]:
+        model_id = f"{step}-{chain}"
+        if model_id not in registry:
+            msg = (
+                f"--chain {chain}: the {name} model needs the registered model {model_id} "
+                f"in {root / 'registry.json'}; train and --register it first"
+            )
+            raise ConfigError(msg)
+        models[step], card = load_registered(model_id, root=root)
+        used[step] = {"model_id": model_id, "version": card["version"], "sha256": card["sha256"]}
+    return models, used
 
 
 def train_model(
@@ -97,23 +127,52 @@ def train_model(
     progress: bool = False,
     command: str = "",
     options: dict[str, Any] | None = None,
+    chain: str | None = None,
+    train_on: str = "detailed",
 ) -> tuple[Path, dict[str, Any]]:
     """Train ``model`` on the tables ``files`` (module docstring); returns the model folder
     and the card. ``model_id`` defaults to the spec's name; ``max_rows`` keeps the first rows
-    (after the split's shuffle); ``options`` go to the trainer (width, depth, …)."""
+    (after the split's shuffle); ``options`` go to the trainer (width, depth, …).
+
+    ``chain``: a PID model's upstream models are the registered ``<step>-<chain>`` of
+    ``output`` (:mod:`.chain`); the card gets ``chain`` metrics (held-out detailed rows
+    against rows made by the whole chain). ``train_on``: ``detailed`` (the detailed
+    simulation's reconstructed kinematics as conditions) or ``chain`` (the resolution model's,
+    coupled to each row's true particle)."""
     allowed = ARCHITECTURES[model.kind]
     if arch not in allowed:
         msg = f"--arch {arch}: the {model.name} model is a {model.kind}; use {' or '.join(allowed)}"
         raise ConfigError(msg)
-    table = read_tables(files, _needed(model))
-    rows = model.rows(table, where=", ".join(str(f) for f in files))
+    if train_on not in ("detailed", "chain") or (train_on == "chain" and chain is None):
+        msg = f"--train-on {train_on}: use detailed, or chain together with --chain NAME"
+        raise ConfigError(msg)
+    upstream: dict[str, Any] = {}
+    used: dict[str, dict[str, str]] = {}
+    needed = _needed(model)
+    if chain is not None:
+        from lamarr_col.nn.chain import UPSTREAM
+
+        upstream, used = _upstream_models(model.name, chain, Path(output))
+        needed |= set().union(*(_needed(_spec(s)) for s in UPSTREAM[model.name]))
+        needed |= {"qop", "tx", "ty", "px", "py", "pz", "p", "charge", "dp_over_p"}
+    table = read_tables(files, needed)
+    where = ", ".join(str(f) for f in files)
+    key = jax.random.key(seed)
+    k_split, k_train, k_gate = jax.random.split(key, 3)
+    k_chain = jax.random.fold_in(k_gate, 7)
+    if train_on == "chain":
+        from lamarr_col.nn.chain import flash_columns
+
+        kin = flash_columns(table, {"resolution": upstream["resolution"]}, k_chain)
+        rows = model.rows({**table, **{c: kin[c] for c in ("qop", "tx", "ty")}}, where=where)
+    else:
+        rows = model.rows(table, where=where)
     x = rows["x"]
     if len(x) < 50:
         msg = f"the {model.name} model: only {len(x)} usable rows in the tables; need at least 50"
         raise InputError(msg)
-    key = jax.random.key(seed)
-    k_split, k_train, k_gate = jax.random.split(key, 3)
-    train, test = _split(len(x), k_split)
+    held = _test_rows(len(next(iter(table.values()))), k_split)
+    train, test = np.flatnonzero(~held[rows["index"]]), np.flatnonzero(held[rows["index"]])
     if max_rows is not None:
         train = train[:max_rows]
     opts = dict(options or {})
@@ -143,6 +202,14 @@ def train_model(
         comparison["chosen"] = arch
         result = results[arch]
     net, history, metrics, gates, figures = result
+    chain_card: dict[str, Any] = {}
+    if chain is not None:
+        chain_card = {
+            "name": chain,
+            "upstream": used,
+            "trained_on": train_on,
+            **_chain_metrics(model, net, table, upstream, held, k_chain, where),
+        }
     card = {
         "model_id": model_id or model.name,
         "version": version,
@@ -163,6 +230,7 @@ def train_model(
         "metrics": metrics,
         "gates": gates,
         **({"comparison": comparison} if comparison else {}),
+        **({"chain": chain_card} if chain_card else {}),
         "history": history,
     }
     from lamarr_col.nn.weights import save_model
@@ -256,20 +324,14 @@ def _train_generator(
     auc = two_sample_auc(
         y[test], generated, x[test], x[test], key=k_auc, passthrough=_passthrough(model)
     )
-    names = model.input_names
-    edges: dict[int, np.ndarray] = {}
-    for options in _BIN_COLUMNS:
-        col = next((names.index(c) for c in options if c in names), None)
-        if col is not None:
-            edges[col] = np.quantile(x[test][:, col], [0.0, 0.25, 0.5, 0.75, 1.0])
     distances = binned_distances(
         y[test],
         generated,
         x[test],
         x[test],
-        edges,
+        _bin_edges(model, x[test]),
         names=[f.name for f in model.targets],
-        condition_names=names,
+        condition_names=model.input_names,
     )
     metrics = {
         "validation": trained.metrics,
@@ -283,6 +345,69 @@ def _train_generator(
         "names": [f.name for f in model.targets],
     }
     return trained.generator, trained.history, metrics, checks, figures
+
+
+def _chain_metrics(
+    model: ModelSpec,
+    net: Any,
+    table: dict[str, np.ndarray],
+    upstream: dict[str, Any],
+    held: np.ndarray,
+    key: jax.Array,
+    where: str,
+) -> dict[str, Any]:
+    """The model fed by the whole upstream chain against the detailed simulation, on the
+    held-out table rows: ``metrics`` and ``gates`` as the model's own."""
+    from lamarr_col.nn.chain import flash_columns
+    from lamarr_col.nn.quality import (
+        CLASSIFIER_TARGETS,
+        GENERATOR_TARGETS,
+        binned_distances,
+        gates,
+        summary,
+        two_sample_auc,
+    )
+
+    ref = model.rows(table, where=where)
+    flash = model.rows(flash_columns(table, upstream, key), where=f"{where} (chain)")
+    r_test, f_test = held[ref["index"]], held[flash["index"]]
+    if model.kind == "classifier":
+        from lamarr_col.nn.classifier import predict_proba
+        from lamarr_col.nn.training import classification_metrics
+
+        proba = predict_proba(net, flash["x"][f_test])
+        metrics = classification_metrics(proba, flash["labels"][f_test])
+        return {"metrics": metrics, "gates": gates(metrics, CLASSIFIER_TARGETS)}
+    from lamarr_col.nn.generator import sample_rows
+
+    k_sample, k_auc = jax.random.split(jax.random.fold_in(key, 1))
+    cond_ref, cond_gen = ref["x"][r_test], flash["x"][f_test]
+    generated = sample_rows(net, k_sample, cond_gen, names=model.input_names)
+    auc = two_sample_auc(
+        ref["y"][r_test], generated, cond_ref, cond_gen, key=k_auc, passthrough=_passthrough(model)
+    )
+    distances = binned_distances(
+        ref["y"][r_test],
+        generated,
+        cond_ref,
+        cond_gen,
+        _bin_edges(model, cond_ref),
+        names=[f.name for f in model.targets],
+        condition_names=model.input_names,
+    )
+    metrics = {"two_sample": auc, "binned": summary(distances)}
+    return {"metrics": metrics, "gates": gates(metrics, GENERATOR_TARGETS)}
+
+
+def _bin_edges(model: ModelSpec, x: np.ndarray) -> dict[int, np.ndarray]:
+    """Quartile edges of the p, η and nTracks conditions of ``x`` (those the model has)."""
+    names = model.input_names
+    edges: dict[int, np.ndarray] = {}
+    for options in _BIN_COLUMNS:
+        col = next((names.index(c) for c in options if c in names), None)
+        if col is not None:
+            edges[col] = np.quantile(x[:, col], [0.0, 0.25, 0.5, 0.75, 1.0])
+    return edges
 
 
 def _passthrough(model: ModelSpec) -> list[bool]:

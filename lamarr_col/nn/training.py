@@ -157,19 +157,25 @@ def _epoch(
 
 
 @eqx.filter_jit
-def _transform_chunk(preprocessing: QuantileNormal, x: jax.typing.ArrayLike) -> jax.Array:
-    return preprocessing(x)
+def _transform_chunk(
+    preprocessing: QuantileNormal, x: jax.typing.ArrayLike, key: jax.Array | None
+) -> jax.Array:
+    return preprocessing(x, key)
 
 
-def preprocess_rows(preprocessing: QuantileNormal, x: np.ndarray) -> np.ndarray:
-    """Preprocess all rows in power-of-two padded chunks (bounded compilations)."""
+def preprocess_rows(
+    preprocessing: QuantileNormal, x: np.ndarray, key: jax.Array | None = None
+) -> np.ndarray:
+    """Preprocess all rows in power-of-two padded chunks (bounded compilations); with ``key``
+    the atoms' values are dequantised (spread across their CDF steps)."""
     out = np.empty(x.shape, np.float32)
     chunk = bucket_size(len(x))
     for start in range(0, len(x), chunk):
         rows = x[start : start + chunk]
         size = bucket_size(len(rows))
         padded = np.concatenate([rows, np.zeros((size - len(rows), x.shape[1]), np.float32)])
-        out[start : start + len(rows)] = np.asarray(_transform_chunk(preprocessing, padded))[
+        k = None if key is None else jax.random.fold_in(key, start)
+        out[start : start + len(rows)] = np.asarray(_transform_chunk(preprocessing, padded, k))[
             : len(rows)
         ]
     return out

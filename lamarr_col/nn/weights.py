@@ -106,10 +106,16 @@ def _skeleton(kind: str, architecture: dict[str, Any]) -> Any:
         a = architecture
         return ConditionalGenerator(
             QuantileNormal.skeleton(
-                core.n_conditions, int(a["conditions_knots"]), a.get("conditions_tails", "clip")
+                core.n_conditions,
+                int(a["conditions_knots"]),
+                a.get("conditions_tails", "clip"),
+                a.get("conditions_atoms", ()),
             ),
             QuantileNormal.skeleton(
-                core.n_targets, int(a["targets_knots"]), a.get("targets_tails", "clip")
+                core.n_targets,
+                int(a["targets_knots"]),
+                a.get("targets_tails", "clip"),
+                a.get("targets_atoms", ()),
             ),
             core,
         )
@@ -122,7 +128,8 @@ def _skeleton(kind: str, architecture: dict[str, Any]) -> Any:
         activation=str(a["activation"]),
         key=jax.random.key(0),  # overwritten by the loaded tensors
     )
-    return Classifier(QuantileNormal.skeleton(int(a["n_inputs"]), int(a["n_knots"])), mlp)
+    pre = QuantileNormal.skeleton(int(a["n_inputs"]), int(a["n_knots"]), atoms=a.get("atoms", ()))
+    return Classifier(pre, mlp)
 
 
 def _describe(model: Any) -> tuple[str, dict[str, Any], dict[str, Any], int, int]:
@@ -139,6 +146,8 @@ def _describe(model: Any) -> tuple[str, dict[str, Any], dict[str, Any], int, int
             "activation": mlp.activation,
             "n_knots": pre.n_knots,
         }
+        if pre.atoms:
+            arch["atoms"] = pre.atom_list()
         return "classifier", arch, _map_card(pre), model.n_inputs, model.n_classes
     if isinstance(model, ConditionalGenerator):
         kinds = [k for k in _CORES if type(model.core).__name__ == _CORES[k][1]]
@@ -152,6 +161,9 @@ def _describe(model: Any) -> tuple[str, dict[str, Any], dict[str, Any], int, int
             "conditions_tails": model.conditions_map.tails,
             "targets_tails": model.targets_map.tails,
         }
+        for name, pre in (("conditions", model.conditions_map), ("targets", model.targets_map)):
+            if pre.atoms:  # point masses: static, so they travel in the card
+                arch[f"{name}_atoms"] = pre.atom_list()
         maps: dict[str, Any] = {
             "conditions": _map_card(model.conditions_map),
             "targets": {**_map_card(model.targets_map), "doc": "outputs = inverse of this map"},
@@ -169,6 +181,10 @@ def _map_card(pre: QuantileNormal) -> dict[str, Any]:
         "passthrough": [int(i) for i in np.flatnonzero(flags)],
         "tail_probability": 0.5 * TAIL / pre.n_knots,
         "tails": pre.tails,
+        "atoms": (
+            f"{len(pre.atoms)} point masses [column, value, F(value⁻), F(value)] in the "
+            "architecture: an atom's value maps into its CDF step, a z in the step gives it back"
+        ),
         "doc": (
             "z = Φ⁻¹(clip(interp(x, knots, probs), t, 1 − t)); passthrough columns copied"
             if pre.tails == "clip"
