@@ -168,6 +168,16 @@ def _add_train_parser(sub: Any) -> None:
     train.add_argument("--max-rows", type=int, default=None, help="most training rows")
     train.add_argument("--batch-size", type=int, default=None, help="rows per training step")
     train.add_argument(
+        "--option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help=(
+            "a trainer setting (repeatable), e.g. width=128, n_layers=6, learning_rate=2e-3, "
+            "patience=15 (the keywords of fit_flow, fit_gan or train_classifier)"
+        ),
+    )
+    train.add_argument(
         "--register", action="store_true", help="add the model to OUTPUT/registry.json"
     )
     train.add_argument(
@@ -190,6 +200,44 @@ def _add_train_parser(sub: Any) -> None:
     )
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
 
+    val = sub.add_parser(
+        "validate",
+        help="measure a registered flash model's quality gates on fresh training tables",
+        description=(
+            "Load the registered model MODEL_ID (the shipped weights unless --weights) and "
+            "measure its quality gates (docs/models.md) on every row of ROOT files written by "
+            "`lamarr-col tables` with another seed: a sample it never saw. Exit status 1 when "
+            "a gate fails."
+        ),
+        formatter_class=_HelpFormatter,
+    )
+    val.add_argument("model_id", metavar="MODEL_ID", help="registry id, e.g. rich-lhcb-run3")
+    val.add_argument("--data", nargs="+", required=True, metavar="FILE", help="training tables")
+    val.add_argument("--weights", default=None, help="weights folder (default: the shipped)")
+    val.add_argument("--version", dest="model_version", default=None, help="model version")
+    val.add_argument("--seed", type=int, default=0)
+
+
+def _trainer_options(args: argparse.Namespace) -> dict[str, Any]:
+    """--batch-size and every --option KEY=VALUE (numbers parsed) as trainer keywords."""
+    options: dict[str, Any] = {}
+    for item in args.option:
+        name, eq, text = item.partition("=")
+        if not eq or not name.isidentifier():
+            msg = f"--option {item!r}: expected KEY=VALUE, e.g. width=128"
+            raise ConfigError(msg)
+        value: Any = text
+        for kind in (int, float):
+            try:
+                value = kind(text)
+                break
+            except ValueError:
+                continue
+        options[name] = value
+    if args.batch_size is not None:
+        options["batch_size"] = args.batch_size
+    return options
+
 
 def _train(args: argparse.Namespace) -> int:
     """`lamarr-col train`: one model from the training tables into the weights folder."""
@@ -210,7 +258,7 @@ def _train(args: argparse.Namespace) -> int:
         max_epochs=args.epochs,
         max_rows=args.max_rows,
         progress=not args.no_progress and sys.stderr.isatty(),
-        options={} if args.batch_size is None else {"batch_size": args.batch_size},
+        options=_trainer_options(args),
         command=shlex.join(["lamarr-col", *sys.argv[1:]]),
         chain=args.chain,
         train_on=args.train_on,
@@ -237,6 +285,22 @@ def _train(args: argparse.Namespace) -> int:
             )
         )
     return 0
+
+
+def _validate(args: argparse.Namespace) -> int:
+    """`lamarr-col validate`: a registered model's gates on fresh tables."""
+    from lamarr_col.nn.train_model import validate_model
+
+    result = validate_model(
+        args.model_id, args.data, root=args.weights, version=args.model_version, seed=args.seed
+    )
+    gates = result["gates"]
+    print(f"{result['model_id']} {result['version']} on {result['rows']} rows:")
+    for name, g in gates["gates"].items():
+        value = "None" if g["value"] is None else format(g["value"], ".4g")
+        verdict = "PASS" if g["passed"] else "FAIL"
+        print(f"  {name} = {value} ({g['op']} {g['threshold']:g}) {verdict}")
+    return 0 if gates["passed"] else 1
 
 
 #: Defaults of `lamarr-col ecal-tables`: ``MAX_PARTICLES``, ``MAX_CLUSTERS`` and ``E_MIN`` of
@@ -697,7 +761,9 @@ def _tables(args: argparse.Namespace) -> int:
         from lamarr_col.detailed.probnn_training import EMBEDDED_GUN
         from lamarr_col.sources.gun import ParticleGun
 
-        gun = ParticleGun.from_strings(**EMBEDDED_GUN, multiplicity=str(args.embed))
+        gun = ParticleGun.from_strings(
+            species=EMBEDDED_GUN["species"], p=EMBEDDED_GUN["p"], multiplicity=str(args.embed)
+        )
         batches = (embed(b, gun, seed=args.seed) for b in batches)
     start = time.perf_counter()
     with _progress(args, n_events, "tables") as bar:
@@ -889,6 +955,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _detailed_report(args)
         if args.command == "train":
             return _train(args)
+        if args.command == "validate":
+            return _validate(args)
         if args.command == "conditions":
             return _conditions(args)
     except LamarrError as err:

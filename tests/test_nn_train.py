@@ -15,7 +15,7 @@ from lamarr_col.nn.chain import combine_pid, flash_columns
 from lamarr_col.nn.classifier import predict_proba
 from lamarr_col.nn.generator import sample_rows
 from lamarr_col.nn.specs import SPECS, TRACKING_CLASSES, spec
-from lamarr_col.nn.train_model import read_tables, train_model
+from lamarr_col.nn.train_model import read_tables, train_model, validate_model
 from lamarr_col.nn.weights import load_model, load_registered, register
 
 
@@ -240,6 +240,10 @@ def test_train_command_registers(tables, tmp_path, capsys):
     assert registry["models"]["ismuon"]["default"] == "v1"
     assert main(["train", "nope", "--data", str(tables[0]), "--arch", "mlp"]) == 2
     assert "unknown model" in capsys.readouterr().err
+    assert main([*argv, "--option", "widht=8"]) == 2
+    assert "did you mean 'width'" in capsys.readouterr().err
+    assert main([*argv, "--option", "width"]) == 2
+    assert "KEY=VALUE" in capsys.readouterr().err
 
 
 _TINY = {"batch_size": 256, "width": 8, "depth": 1}
@@ -356,3 +360,27 @@ def test_combine_pid_sums_the_subsystems():
     np.testing.assert_allclose(out["pid_mu"], [3.3, 0.0], rtol=1e-6)
     np.testing.assert_allclose(out["pid_k"], [3.0, 0.0])
     np.testing.assert_allclose(out["pid_p"], [-1.0, 0.0])
+
+
+def test_validate_measures_the_gates_on_fresh_tables(tables, chain_weights, tmp_path, capsys):
+    fresh = tmp_path / "fresh.root"
+    with uproot.recreate(fresh) as f:
+        f["training"] = _table(3000, 9)
+    result = validate_model("rich-toy", [fresh], root=chain_weights, seed=1)
+    assert result["version"] == "v1"
+    assert result["rows"] == len(SPECS["rich"].rows(_table(3000, 9))["x"])
+    assert set(result["gates"]["gates"]) == {"two_sample.auc", "binned.wasserstein_norm_median"}
+    assert 0.0 <= result["metrics"]["two_sample"]["auc"] <= 1.0
+    ece = validate_model("ismuon-toy", [fresh], root=chain_weights)["gates"]["gates"]["ece"]
+    assert ece["value"] >= 0.0
+    # the command prints every gate and fails (exit 1) when one fails
+    argv = ["validate", "ismuon-toy", "--data", str(fresh), "--weights", str(chain_weights)]
+    code = main(argv)
+    out = capsys.readouterr().out
+    assert "ismuon-toy v1 on" in out
+    assert "ece = " in out
+    assert code == (0 if ece["passed"] else 1)
+    assert (
+        main(["validate", "nope-toy", "--data", str(fresh), "--weights", str(chain_weights)]) == 2
+    )
+    assert "nope-toy" in capsys.readouterr().err

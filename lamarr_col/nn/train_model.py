@@ -33,7 +33,14 @@ from lamarr_col.errors import ConfigError, InputError
 from lamarr_col.nn.specs import ModelSpec, _needed
 from lamarr_col.nn.specs import spec as _spec
 
-__all__ = ["ARCHITECTURES", "TEST_FRACTION", "read_tables", "train_model"]
+__all__ = [
+    "ARCHITECTURES",
+    "TEST_FRACTION",
+    "generator_quality",
+    "read_tables",
+    "train_model",
+    "validate_model",
+]
 
 #: architectures per spec kind ("both": train the GAN and the flow, keep the better)
 ARCHITECTURES = {"classifier": ("mlp",), "generator": ("gan", "flow", "both")}
@@ -76,6 +83,36 @@ def read_tables(
             msg = f"{path}: cannot read it as a ROOT file ({type(err).__name__}: {err})"
             raise InputError(msg) from err
     return {c: np.concatenate([p[c] for p in parts]) for c in columns}
+
+
+def _check_options(opts: dict[str, Any], arch: str) -> None:
+    """:class:`ConfigError` naming a trainer option the architecture's trainer lacks."""
+    import difflib
+    import inspect
+
+    from lamarr_col.nn.flow_training import fit_flow
+    from lamarr_col.nn.gan_training import fit_gan
+    from lamarr_col.nn.training import train_classifier
+
+    trainers: dict[str, list[Any]] = {
+        "mlp": [train_classifier],
+        "flow": [fit_flow],
+        "gan": [fit_gan],
+    }
+    reserved = {"key", "progress", "passthrough", "passthrough_conditions", "auxiliary"}
+    reserved |= {"sample_weight", "n_classes"}
+    for fn in trainers.get(arch, [fit_flow, fit_gan]):
+        params = inspect.signature(fn).parameters
+        known = [p for p, v in params.items() if v.kind is v.KEYWORD_ONLY and p not in reserved]
+        for name in opts:
+            if name not in known:
+                close = difflib.get_close_matches(name, known, n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                msg = (
+                    f"--option {name}: not a setting of {fn.__name__} (--arch {arch}){hint}; "
+                    f"settings: {', '.join(sorted(known))}"
+                )
+                raise ConfigError(msg)
 
 
 def _test_rows(n_table: int, key: jax.Array) -> np.ndarray:
@@ -178,6 +215,7 @@ def train_model(
     opts = dict(options or {})
     if max_epochs is not None:
         opts["max_epochs"] = max_epochs
+    _check_options(opts, "mlp" if model.kind == "classifier" else arch)
     comparison: dict[str, Any] = {}
     if model.kind == "classifier":
         result = _train_classifier(model, rows, train, test, k_train, opts, progress)
@@ -213,6 +251,7 @@ def train_model(
     card = {
         "model_id": model_id or model.name,
         "version": version,
+        "spec": model.name,
         "description": model.doc,
         "inputs": [f.card() for f in model.inputs],
         "outputs": list(model.classes)
@@ -286,13 +325,9 @@ def _train_generator(
     opts: dict[str, Any],
     progress: bool,
 ) -> tuple[Any, dict[str, Any], dict[str, Any], dict[str, Any], dict[str, Any]]:
-    from lamarr_col.nn.generator import sample_rows
     from lamarr_col.nn.quality import (
         GENERATOR_TARGETS,
-        binned_distances,
         gates,
-        summary,
-        two_sample_auc,
     )
 
     x, y = rows["x"], rows["y"]
@@ -319,25 +354,11 @@ def _train_generator(
             progress=progress,
             **opts,
         )
-    k_sample, k_auc = jax.random.split(k_gate)
-    generated = sample_rows(trained.generator, k_sample, x[test], names=model.input_names)
-    auc = two_sample_auc(
-        y[test], generated, x[test], x[test], key=k_auc, passthrough=_passthrough(model)
+    test_metrics, generated = generator_quality(
+        model, trained.generator, x[test], y[test], x[test], k_gate
     )
-    distances = binned_distances(
-        y[test],
-        generated,
-        x[test],
-        x[test],
-        _bin_edges(model, x[test]),
-        names=[f.name for f in model.targets],
-        condition_names=model.input_names,
-    )
-    metrics = {
-        "validation": trained.metrics,
-        "test": {"two_sample": auc, "binned": summary(distances), "bins": distances},
-    }
-    checks = gates(metrics["test"], GENERATOR_TARGETS)
+    metrics = {"validation": trained.metrics, "test": test_metrics}
+    checks = gates(test_metrics, GENERATOR_TARGETS)
     figures = {
         "kind": "generator",
         "reference": y[test],
@@ -345,6 +366,47 @@ def _train_generator(
         "names": [f.name for f in model.targets],
     }
     return trained.generator, trained.history, metrics, checks, figures
+
+
+def validate_model(
+    model_id: str,
+    files: Sequence[str | os.PathLike[str]],
+    *,
+    root: str | os.PathLike[str] | None = None,
+    version: str | None = None,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Measure a registered model's quality gates afresh on every row of the tables
+    ``files`` (a sample it never saw): {``model_id``, ``version``, ``rows``, ``metrics``,
+    ``gates``}. ``root``: the weights folder (default: the shipped weights)."""
+    from lamarr_col.nn.quality import CLASSIFIER_TARGETS, GENERATOR_TARGETS, gates
+    from lamarr_col.nn.weights import load_registered
+
+    net, card = load_registered(model_id, version, root=None if root is None else Path(root))
+    model = _spec(str(card.get("spec") or model_id.split("-", maxsplit=1)[0]))
+    rows = model.rows(read_tables(files, _needed(model)), where=", ".join(map(str, files)))
+    if len(rows["x"]) < 50:
+        msg = f"validate {model_id}: only {len(rows['x'])} usable rows in the tables; need 50"
+        raise InputError(msg)
+    if model.kind == "classifier":
+        from lamarr_col.nn.classifier import predict_proba
+        from lamarr_col.nn.training import classification_metrics
+
+        metrics = classification_metrics(predict_proba(net, rows["x"]), rows["labels"])
+        targets = CLASSIFIER_TARGETS
+    else:
+        metrics, _ = generator_quality(
+            model, net, rows["x"], rows["y"], rows["x"], jax.random.key(seed)
+        )
+        metrics.pop("bins")
+        targets = GENERATOR_TARGETS
+    return {
+        "model_id": model_id,
+        "version": card["version"],
+        "rows": len(rows["x"]),
+        "metrics": metrics,
+        "gates": gates(metrics, targets),
+    }
 
 
 def _chain_metrics(
@@ -362,10 +424,7 @@ def _chain_metrics(
     from lamarr_col.nn.quality import (
         CLASSIFIER_TARGETS,
         GENERATOR_TARGETS,
-        binned_distances,
         gates,
-        summary,
-        two_sample_auc,
     )
 
     ref = model.rows(table, where=where)
@@ -378,16 +437,39 @@ def _chain_metrics(
         proba = predict_proba(net, flash["x"][f_test])
         metrics = classification_metrics(proba, flash["labels"][f_test])
         return {"metrics": metrics, "gates": gates(metrics, CLASSIFIER_TARGETS)}
-    from lamarr_col.nn.generator import sample_rows
+    metrics, _ = generator_quality(
+        model,
+        net,
+        ref["x"][r_test],
+        ref["y"][r_test],
+        flash["x"][f_test],
+        jax.random.fold_in(key, 1),
+    )
+    metrics.pop("bins")
+    return {"metrics": metrics, "gates": gates(metrics, GENERATOR_TARGETS)}
 
-    k_sample, k_auc = jax.random.split(jax.random.fold_in(key, 1))
-    cond_ref, cond_gen = ref["x"][r_test], flash["x"][f_test]
+
+def generator_quality(
+    model: ModelSpec,
+    net: Any,
+    cond_ref: np.ndarray,
+    reference: np.ndarray,
+    cond_gen: np.ndarray,
+    key: jax.Array,
+) -> tuple[dict[str, Any], np.ndarray]:
+    """The quality measures of generator ``net`` (spec ``model``): rows ``reference`` given
+    ``cond_ref`` against its draws given ``cond_gen`` (the same rows, or the chain's):
+    ({``two_sample``, ``binned`` summary, ``bins``}, the draws)."""
+    from lamarr_col.nn.generator import sample_rows
+    from lamarr_col.nn.quality import binned_distances, summary, two_sample_auc
+
+    k_sample, k_auc = jax.random.split(key)
     generated = sample_rows(net, k_sample, cond_gen, names=model.input_names)
     auc = two_sample_auc(
-        ref["y"][r_test], generated, cond_ref, cond_gen, key=k_auc, passthrough=_passthrough(model)
+        reference, generated, cond_ref, cond_gen, key=k_auc, passthrough=_passthrough(model)
     )
     distances = binned_distances(
-        ref["y"][r_test],
+        reference,
         generated,
         cond_ref,
         cond_gen,
@@ -395,8 +477,7 @@ def _chain_metrics(
         names=[f.name for f in model.targets],
         condition_names=model.input_names,
     )
-    metrics = {"two_sample": auc, "binned": summary(distances)}
-    return {"metrics": metrics, "gates": gates(metrics, GENERATOR_TARGETS)}
+    return {"two_sample": auc, "binned": summary(distances), "bins": distances}, generated
 
 
 def _bin_edges(model: ModelSpec, x: np.ndarray) -> dict[int, np.ndarray]:

@@ -1,0 +1,55 @@
+"""The shipped flash models re-checked against a fresh sample of the detailed simulation.
+
+``pytest -m slow tests/test_nn_shipped_slow.py`` (about 10 minutes on 2 cores): 1000 crossings
+of another seed than any training sample, with μ± and e± embedded, through `lamarr-col tables`;
+every registered model that `lamarr-col train` makes is loaded from the shipped registry and
+its gates measured on all of that sample's rows (`lamarr-col validate`)."""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+import pytest
+
+from lamarr_col.cli import main
+from lamarr_col.nn.quality import CLASSIFIER_TARGETS, GENERATOR_TARGETS
+from lamarr_col.nn.specs import SPECS
+from lamarr_col.nn.train_model import validate_model
+from lamarr_col.nn.weights import load_registered, read_registry
+
+pytestmark = pytest.mark.slow
+
+
+def _trained_models() -> list[str]:
+    models = read_registry(Path(str(resources.files("lamarr_col.weights"))))["models"]
+    return sorted(m for m in models if m.split("-", maxsplit=1)[0] in SPECS)
+
+
+@pytest.fixture(scope="module")
+def fresh(tmp_path_factory):
+    path = tmp_path_factory.mktemp("fresh") / "tables.root"
+    argv = ["tables", "-n", "1000", "--seed", "20261123", "--embed", "4", "-o", str(path)]
+    assert main([*argv, "--no-progress"]) == 0
+    return path
+
+
+def test_there_is_a_shipped_model_for_every_spec():
+    assert {m.split("-", maxsplit=1)[0] for m in _trained_models()} == set(SPECS)
+
+
+@pytest.mark.parametrize("model_id", _trained_models())
+def test_shipped_model_passes_its_gates_on_a_fresh_sample(model_id, fresh):
+    _, card = load_registered(model_id)
+    result = validate_model(model_id, [fresh], seed=3)
+    gates = result["gates"]["gates"]
+    if card["kind"] == "classifier":
+        assert set(gates) == set(CLASSIFIER_TARGETS)
+        assert gates["ece"]["value"] <= CLASSIFIER_TARGETS["ece"]
+        return
+    assert set(gates) == set(GENERATOR_TARGETS)
+    auc = result["metrics"]["two_sample"]
+    # the AUC within two of its standard errors of the target (the sample is finite)
+    assert auc["auc"] <= GENERATOR_TARGETS["two_sample.auc"] + 2 * auc["auc_error"], auc
+    w = gates["binned.wasserstein_norm_median"]["value"]
+    assert w <= GENERATOR_TARGETS["binned.wasserstein_norm_median"], result["metrics"]["binned"]
