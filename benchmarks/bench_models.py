@@ -4,14 +4,16 @@ For every spec of :data:`lamarr_col.nn.specs.SPECS` the network of its kind and 
 (untrained: the cost does not depend on the weights) evaluates 10⁵ rows (10⁴ with ``quick``)
 of random conditions: the classifiers through :func:`lamarr_col.nn.classifier.predict_proba`,
 the generators through :func:`lamarr_col.nn.generator.sample_rows` both as a flow and as a
-GAN. Medians of 3 after a warm-up that compiles every bucket size; rows/s on the CPU and on a
-GPU when JAX sees one (``jax.devices("gpu")``).
+GAN; and each shipped model (``<spec>-lhcb-run3`` of the registry, labelled ``shipped``)
+with its own size and point masses. Medians of 3 after a warm-up that compiles every bucket
+size; rows/s on the CPU and on a GPU when JAX sees one (``jax.devices("gpu")``).
 """
 
 from __future__ import annotations
 
 import json
 import tempfile
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -32,13 +34,25 @@ def _models(spec: Any, key: jax.Array, rows: np.ndarray) -> dict[str, Any]:
     cond_map = QuantileNormal.fit(rows, 64, passthrough=spec.passthrough)
     if spec.kind == "classifier":
         mlp = ResidualMLP(k, len(spec.classes), width=64, depth=3, key=key)
-        return {"mlp": Classifier(cond_map, mlp)}
+        return {"mlp": Classifier(cond_map, mlp), **_shipped(spec.name)}
     d = len(spec.targets)
     target_map = QuantileNormal.fit(np.random.default_rng(0).normal(size=(1000, d)), 64)
     return {
         "flow": ConditionalGenerator(cond_map, target_map, SplineFlow(d, k, key=key)),
         "gan": ConditionalGenerator(cond_map, target_map, GanGenerator(d, k, key=key)),
+        **_shipped(spec.name),
     }
+
+
+def _shipped(name: str) -> dict[str, Any]:
+    """The shipped model of a spec, if the registry has one."""
+    from lamarr_col.nn.weights import load_registered, read_registry
+
+    root = Path(str(resources.files("lamarr_col.weights")))
+    model_id = f"{name}-lhcb-run3"
+    if model_id not in read_registry(root)["models"]:
+        return {}
+    return {"shipped": load_registered(model_id)[0]}
 
 
 def _rates(device: Any, n_rows: int) -> dict[str, Any]:
@@ -56,7 +70,7 @@ def _rates(device: Any, n_rows: int) -> dict[str, Any]:
                     rows[:, j] = rows[:, j] > 0
             key = jax.random.key(0)
             for arch, model in _models(spec, key, rows).items():
-                if arch == "mlp":
+                if spec.kind == "classifier":
 
                     def once(m: Any = model, x: np.ndarray = rows) -> Any:
                         return predict_proba(m, x)
