@@ -128,3 +128,19 @@ def test_flow_reproduces_a_conditional_point_mass(tmp_path):
     assert loaded.targets_map.atoms == gen.targets_map.atoms
     again = sample_rows(loaded, jax.random.key(2), cg)
     np.testing.assert_array_equal(again[:, 0], out)
+
+
+def test_atoms_at_the_ends_of_the_range():
+    """Atoms holding the top and the bottom of a column (rounding must keep F within [0, 1])."""
+    rng = np.random.default_rng(11)
+    n = 9999
+    x = rng.normal(size=n)
+    x[: n // 3] = x.max() + 1.0  # a third on the maximum
+    x[n // 3 : n // 3 + 37] = x.min() - 1.0  # 0.37 % on the minimum
+    levels = rng.choice([-0.9631, -2.0, -3.7], size=n, p=[0.0124, 0.5, 0.4876])
+    q = QuantileNormal.fit(np.column_stack([x, levels]), 16, tails="linear", atoms=True)
+    for _, _, lo, hi in q.atoms:
+        assert 0.0 <= lo < hi <= 1.0
+    y = np.asarray(q.inverse(np.random.default_rng(2).normal(size=(50000, 2)).astype(np.float32)))
+    assert np.mean(y[:, 0] == np.float32(x.max())) == pytest.approx(1 / 3, abs=0.01)
+    assert set(np.unique(y[:, 1])) == {np.float32(v) for v in (-0.9631, -2.0, -3.7)}

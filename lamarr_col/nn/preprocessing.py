@@ -201,8 +201,8 @@ class QuantileNormal(eqx.Module):
             below = np.concatenate([[0.0], np.cumsum(mass)[:-1]])
             cdf = np.asarray(jax.scipy.stats.norm.cdf(fitted._continuous(jnp.asarray(probe))))
             lo = below + (1.0 - mass.sum()) * cdf[:, j].astype(np.float64)
-            found += [
-                (int(j), float(v), float(a), float(a + m))
+            found += [  # (clipped: sums of fractions round a hair beyond [0, 1])
+                (int(j), float(v), float(np.clip(a, 0.0, 1.0)), float(np.clip(a + m, 0.0, 1.0)))
                 for v, a, m in zip(values, lo, mass, strict=True)
             ]
         return dataclasses.replace(fitted, atoms=tuple(found)) if found else fitted
