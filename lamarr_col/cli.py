@@ -300,6 +300,14 @@ def _validate(args: argparse.Namespace) -> int:
         value = "None" if g["value"] is None else format(g["value"], ".4g")
         verdict = "PASS" if g["passed"] else "FAIL"
         print(f"  {name} = {value} ({g['op']} {g['threshold']:g}) {verdict}")
+    binned = result["metrics"].get("binned")
+    if binned and binned.get("bins"):
+        per_bin = result["rows"] / binned["bins"]
+        if per_bin < 500:
+            print(
+                f"  note: {per_bin:.0f} rows per (p, η, nTracks) bin; the binned distances' "
+                f"noise floor is ≈ 1/√{per_bin:.0f} = {per_bin**-0.5:.2f}: use more events"
+            )
     return 0 if gates["passed"] else 1
 
 
