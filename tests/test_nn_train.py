@@ -384,3 +384,14 @@ def test_validate_measures_the_gates_on_fresh_tables(tables, chain_weights, tmp_
         main(["validate", "nope-toy", "--data", str(fresh), "--weights", str(chain_weights)]) == 2
     )
     assert "nope-toy" in capsys.readouterr().err
+
+
+def test_bins_keep_enough_rows():
+    from lamarr_col.nn.train_model import ROWS_PER_BIN, _bin_edges
+
+    x = np.random.default_rng(0).normal(size=(100_000, len(SPECS["rich"].inputs)))
+    assert [len(e) for e in _bin_edges(SPECS["rich"], x).values()] == [5, 5, 5]  # quartiles
+    few = _bin_edges(SPECS["rich"], x[: 8 * ROWS_PER_BIN + 10])
+    assert [len(e) for e in few.values()] == [3, 3, 3]  # halves: 8 bins of ≥ ROWS_PER_BIN
+    assert [len(e) for e in _bin_edges(SPECS["rich"], x[:100]).values()] == [2, 2, 2]
+    assert _bin_edges(SPECS["covariance"], x)  # generator-level p and η

@@ -46,6 +46,8 @@ __all__ = [
 ARCHITECTURES = {"classifier": ("mlp",), "generator": ("gan", "flow", "both")}
 #: fraction of the rows held out for the quality gates
 TEST_FRACTION = 0.2
+#: the fewest rows per (p, η, nTracks) bin the binned distances aim at
+ROWS_PER_BIN = 500
 _TREE = "training"
 
 
@@ -481,14 +483,20 @@ def generator_quality(
 
 
 def _bin_edges(model: ModelSpec, x: np.ndarray) -> dict[int, np.ndarray]:
-    """Quartile edges of the p, η and nTracks conditions of ``x`` (those the model has)."""
+    """Quantile edges of the p, η and nTracks conditions of ``x`` (those the model has):
+    quartiles, or fewer equal-population bins per axis when the rows are too few for
+    ``ROWS_PER_BIN`` rows in each (the binned distances' noise floor is ≈ 1/√rows)."""
     names = model.input_names
-    edges: dict[int, np.ndarray] = {}
-    for options in _BIN_COLUMNS:
-        col = next((names.index(c) for c in options if c in names), None)
-        if col is not None:
-            edges[col] = np.quantile(x[:, col], [0.0, 0.25, 0.5, 0.75, 1.0])
-    return edges
+    cols = [
+        col
+        for options in _BIN_COLUMNS
+        if (col := next((names.index(c) for c in options if c in names), None)) is not None
+    ]
+    if not cols:
+        return {}
+    per_axis = int(np.clip(np.floor((len(x) / ROWS_PER_BIN) ** (1 / len(cols))), 1, 4))
+    probs = np.linspace(0.0, 1.0, per_axis + 1)
+    return {col: np.quantile(x[:, col], probs) for col in cols}
 
 
 def _passthrough(model: ModelSpec) -> list[bool]:
