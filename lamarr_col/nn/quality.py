@@ -5,7 +5,7 @@ A generator is judged on held-out rows against reference (detailed-simulation) r
 * :func:`two_sample_auc`: a fresh classifier learns to tell generated from reference rows
   given the conditions; AUC 0.5 means it cannot, the target is AUC ≤ 0.55.
 * :func:`binned_distances`: per bin of some condition columns (e.g. p × η × nTracks) and per
-  target column, the 1-D Wasserstein distance in units of the reference's robust width and
+  target column, the 1-D Wasserstein distance in units of the reference's spread and
   the two-sample KS statistic with its p-value; :func:`summary` reduces them.
 
 A classifier is judged on its :func:`calibration_error`. :func:`gates` turns such metrics and
@@ -245,11 +245,15 @@ def _weighted_std(x: np.ndarray, w: np.ndarray) -> float:
 
 
 def _robust_width(ref: np.ndarray, w_ref: np.ndarray, gen: np.ndarray, w_gen: np.ndarray) -> float:
-    """IQR/1.349 of the reference (= σ for a Gaussian); if 0 (a discrete column), the
-    weighted standard deviation of both samples pooled; 0 only if all values are equal."""
+    """The reference's spread: the larger of IQR/1.349 and its standard deviation (both σ
+    for a Gaussian). The IQR alone collapses for a column concentrated on one value with a
+    tail (ProbNN μ ≈ 0 for most tracks, a covariance correlation ≈ 0 for long tracks), where
+    an immaterial absolute difference would then count as many widths. If both are 0, the
+    standard deviation of both samples pooled; 0 only if all values are equal."""
     q25, q75 = _weighted_quantile(ref, w_ref, [0.25, 0.75])
-    if q75 > q25:
-        return float(q75 - q25) / IQR_TO_SIGMA
+    width = max(float(q75 - q25) / IQR_TO_SIGMA, _weighted_std(ref, w_ref))
+    if width > 0:
+        return width
     return _weighted_std(np.concatenate([ref, gen]), np.concatenate([w_ref, w_gen]))
 
 
@@ -314,8 +318,8 @@ def binned_distances(
     per binned column), ``ranges`` (condition name → [lo, hi]), ``column``, ``n_reference``,
     ``n_generated`` (rows), ``skipped`` (either sample has < ``min_rows`` rows or zero total
     weight: then the metrics are None), ``wasserstein`` (scipy's weighted 1-D Wasserstein
-    distance, in the column's units), ``width`` (the reference's IQR/1.349, robust σ; see
-    ``_robust_width`` for the fallback of discrete columns), ``wasserstein_norm`` (distance /
+    distance, in the column's units), ``width`` (the larger of the reference's IQR/1.349 and
+    its standard deviation; see ``_robust_width``), ``wasserstein_norm`` (distance /
     width: ≈ |shift|/σ for a shifted Gaussian), ``ks`` and ``ks_pvalue`` (weighted KS, see
     ``_ks``; with many bins, small p-values appear by chance: compare them with 1/bins).
     """
