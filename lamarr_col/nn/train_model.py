@@ -87,34 +87,38 @@ def read_tables(
     return {c: np.concatenate([p[c] for p in parts]) for c in columns}
 
 
-def _check_options(opts: dict[str, Any], arch: str) -> None:
-    """:class:`ConfigError` naming a trainer option the architecture's trainer lacks."""
-    import difflib
+def _settings(arch: str) -> list[str]:
+    """The keyword settings of an architecture's trainer (those train_model does not set)."""
     import inspect
 
     from lamarr_col.nn.flow_training import fit_flow
     from lamarr_col.nn.gan_training import fit_gan
     from lamarr_col.nn.training import train_classifier
 
-    trainers: dict[str, list[Any]] = {
-        "mlp": [train_classifier],
-        "flow": [fit_flow],
-        "gan": [fit_gan],
-    }
+    fn: Any = {"mlp": train_classifier, "flow": fit_flow, "gan": fit_gan}[arch]
     reserved = {"key", "progress", "passthrough", "passthrough_conditions", "auxiliary"}
     reserved |= {"sample_weight", "n_classes"}
-    for fn in trainers.get(arch, [fit_flow, fit_gan]):
-        params = inspect.signature(fn).parameters
-        known = [p for p, v in params.items() if v.kind is v.KEYWORD_ONLY and p not in reserved]
-        for name in opts:
-            if name not in known:
-                close = difflib.get_close_matches(name, known, n=1)
-                hint = f" (did you mean {close[0]!r}?)" if close else ""
-                msg = (
-                    f"--option {name}: not a setting of {fn.__name__} (--arch {arch}){hint}; "
-                    f"settings: {', '.join(sorted(known))}"
-                )
-                raise ConfigError(msg)
+    params = inspect.signature(fn).parameters
+    return [p for p, v in params.items() if v.kind is v.KEYWORD_ONLY and p not in reserved]
+
+
+def _check_options(opts: dict[str, Any], arch: str) -> None:
+    """:class:`ConfigError` naming a trainer option no trainer of the architecture has
+    (``both``: an option goes to whichever of the GAN and the flow has it)."""
+    import difflib
+
+    known = sorted(
+        {s for a in (("flow", "gan") if arch == "both" else (arch,)) for s in _settings(a)}
+    )
+    for name in opts:
+        if name not in known:
+            close = difflib.get_close_matches(name, known, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            msg = (
+                f"--option {name}: not a setting of the --arch {arch} trainer{hint}; "
+                f"settings: {', '.join(known)}"
+            )
+            raise ConfigError(msg)
 
 
 def _test_rows(n_table: int, key: jax.Array) -> np.ndarray:
@@ -333,6 +337,7 @@ def _train_generator(
     )
 
     x, y = rows["x"], rows["y"]
+    opts = {k: v for k, v in opts.items() if k in _settings(arch)}  # ("both": this arch's)
     if arch == "flow":
         from lamarr_col.nn.flow_training import fit_flow
 
