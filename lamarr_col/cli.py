@@ -267,24 +267,20 @@ def _train(args: argparse.Namespace) -> int:
         from lamarr_col.nn.weights import register
 
         register(args.output, str(card["model_id"]), args.model_version)
-    gates = card["gates"]["gates"]
-    status = ", ".join(
-        f"{name} {g['value'] if g['value'] is None else format(g['value'], '.3g')} "
-        f"{'PASS' if g['passed'] else 'FAIL'}"
-        for name, g in gates.items()
-    )
+    status = _gate_status(card["gates"])
     print(f"wrote {folder} ({card['training']['rows']['train']} training rows; gates: {status})")
     if "chain" in card:
-        chain = card["chain"]["gates"]["gates"]
-        print(
-            "chain gates: "
-            + ", ".join(
-                f"{n} {g['value'] if g['value'] is None else format(g['value'], '.3g')} "
-                f"{'PASS' if g['passed'] else 'FAIL'}"
-                for n, g in chain.items()
-            )
-        )
+        print(f"chain gates: {_gate_status(card['chain']['gates'])}")
     return 0
+
+
+def _gate_status(gates: dict[str, Any]) -> str:
+    """One line of a gates record: 'name value PASS|FAIL, …'."""
+    return ", ".join(
+        f"{name} {g['value'] if g['value'] is None else format(g['value'], '.3g')} "
+        f"{'PASS' if g['passed'] else 'FAIL'}"
+        for name, g in gates["gates"].items()
+    )
 
 
 def _validate(args: argparse.Namespace) -> int:
