@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -21,9 +22,22 @@ from lamarr_col.nn.weights import load_registered, read_registry
 pytestmark = pytest.mark.slow
 
 
-def _trained_models() -> list[str]:
+#: shipped models known to fail here, and why (strict: fixing one makes its test fail too)
+KNOWN = {
+    "covariance-lhcb-run3": (
+        "trained on minimum bias alone: AUC 0.56 with the embedded μ±/e± (0.543 on fresh "
+        "minimum bias); to be retrained on the embedded table too (issue 7)"
+    ),
+}
+
+
+def _trained_models() -> list[Any]:
     models = read_registry(Path(str(resources.files("lamarr_col.weights"))))["models"]
-    return sorted(m for m in models if m.split("-", maxsplit=1)[0] in SPECS)
+    return [
+        pytest.param(m, marks=pytest.mark.xfail(reason=KNOWN[m], strict=True)) if m in KNOWN else m
+        for m in sorted(models)
+        if m.split("-", maxsplit=1)[0] in SPECS
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +49,8 @@ def fresh(tmp_path_factory):
 
 
 def test_there_is_a_shipped_model_for_every_spec():
-    assert {m.split("-", maxsplit=1)[0] for m in _trained_models()} == set(SPECS)
+    models = read_registry(Path(str(resources.files("lamarr_col.weights"))))["models"]
+    assert {m.split("-", maxsplit=1)[0] for m in models} >= set(SPECS)
 
 
 @pytest.mark.parametrize("model_id", _trained_models())
