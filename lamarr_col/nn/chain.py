@@ -55,14 +55,7 @@ _RESOLUTION = ("dx", "dy", "dtx", "dty", "chi2ndof", "ghost_prob", "dp_over_p_sc
 
 def _inputs(name: str, columns: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     """(table rows, float32 inputs) of the rows model ``name`` applies to (finite inputs)."""
-    s = spec(name)
-    sel = np.asarray(s.select(columns), bool)
-    sub = {k: np.asarray(v)[sel] for k, v in columns.items()}
-    rows = np.flatnonzero(sel)
-    if not len(rows):
-        return rows, np.zeros((0, len(s.inputs)), np.float32)
-    with np.errstate(all="ignore"):
-        x = np.column_stack([f.compute(sub) for f in s.inputs])
+    rows, _, x = spec(name).selected_inputs(columns)
     finite = np.isfinite(x).all(axis=1)
     return rows[finite], x[finite].astype(np.float32)
 

@@ -174,13 +174,7 @@ class ModelSpec:
         if missing:
             msg = f"{where}: the {self.name} model needs the column(s) {', '.join(missing)}"
             raise InputError(msg)
-        sel = np.asarray(self.select(columns), dtype=bool)
-        sub = {k: np.asarray(v)[sel] for k, v in columns.items()}
-        x = (
-            np.column_stack([f.compute(sub) for f in self.inputs])
-            if sel.any()
-            else np.zeros((0, len(self.inputs)))
-        )
+        index, sub, x = self.selected_inputs(columns)
         out: dict[str, np.ndarray] = {}
         if self.kind == "classifier":
             assert self.label is not None
@@ -190,15 +184,30 @@ class ModelSpec:
         else:
             y = (
                 np.column_stack([f.compute(sub) for f in self.targets])
-                if sel.any()
+                if len(index)
                 else (np.zeros((0, len(self.targets))))
             )
             finite = np.isfinite(x).all(axis=1) & np.isfinite(y).all(axis=1)
             out["y"] = y[finite].astype(np.float32)
         out["x"] = x[finite].astype(np.float32)
-        out["index"] = np.flatnonzero(sel)[finite]
+        out["index"] = index[finite]
         out["dropped"] = np.asarray(int((~finite).sum()))
         return out
+
+    def selected_inputs(
+        self, columns: _Columns
+    ) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray]:
+        """(table rows the spec selects, their columns, their inputs (n, inputs) float64,
+        non-finite values included)."""
+        sel = np.asarray(self.select(columns), dtype=bool)
+        sub = {k: np.asarray(v)[sel] for k, v in columns.items()}
+        with np.errstate(all="ignore"):
+            x = (
+                np.column_stack([f.compute(sub) for f in self.inputs])
+                if sel.any()
+                else np.zeros((0, len(self.inputs)))
+            )
+        return np.flatnonzero(sel), sub, x
 
 
 def _needed(s: ModelSpec) -> set[str]:
