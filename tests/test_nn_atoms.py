@@ -126,6 +126,9 @@ def test_flow_reproduces_a_conditional_point_mass(tmp_path):
     card = {"model_id": "atom", "version": "v1", "outputs": ["y"]}
     loaded, _ = load_model(save_model(tmp_path / "atom" / "v1", gen, card))
     assert loaded.targets_map.atoms == gen.targets_map.atoms
+    assert loaded.targets_map.support == gen.targets_map.support
+    lo, hi = gen.targets_map.support[0]  # the range of the training split's rows
+    assert y.min() <= lo < -3.0 < 3.0 < hi <= y.max()
     again = sample_rows(loaded, jax.random.key(2), cg)
     np.testing.assert_array_equal(again[:, 0], out)
 
@@ -144,3 +147,25 @@ def test_atoms_at_the_ends_of_the_range():
     y = np.asarray(q.inverse(np.random.default_rng(2).normal(size=(50000, 2)).astype(np.float32)))
     assert np.mean(y[:, 0] == np.float32(x.max())) == pytest.approx(1 / 3, abs=0.01)
     assert set(np.unique(y[:, 1])) == {np.float32(v) for v in (-0.9631, -2.0, -3.7)}
+
+
+def test_support_bounds_the_inverse():
+    """A χ²-like column (≥ 0, steep near 0) with linear tails: far draws leave the range the
+    fitted rows cover unless the map records its support; a flag column is untouched."""
+    rng = np.random.default_rng(5)
+    x = np.column_stack([rng.exponential(1.0, 5000), rng.integers(0, 2, 5000)]).astype(np.float32)
+    z = np.array([[-7.0, 1.0], [0.0, 0.0], [9.0, 1.0]], np.float32)
+    free = QuantileNormal.fit(x, 16, [False, True], tails="linear")
+    assert free.support == ()
+    assert np.asarray(free.inverse(z))[0, 0] < 0.0 < np.asarray(free.inverse(z))[2, 0]
+    bound = QuantileNormal.fit(x, 16, [False, True], tails="linear", support=True)
+    assert bound.support[0] == (float(x[:, 0].min()), float(x[:, 0].max()))
+    back = np.asarray(bound.inverse(z))
+    assert back[0, 0] == x[:, 0].min()
+    assert back[2, 0] == x[:, 0].max()
+    np.testing.assert_array_equal(back[:, 1], z[:, 1])  # passthrough: copied
+    np.testing.assert_allclose(back[1, 0], np.asarray(free.inverse(z))[1, 0])  # inside: the same
+    with pytest.raises(ConfigError, match="support"):
+        QuantileNormal.skeleton(2, 8, support=[[0.0, 1.0]])
+    with pytest.raises(ConfigError, match="support"):
+        QuantileNormal.skeleton(1, 8, support=[[1.0, 0.0]])

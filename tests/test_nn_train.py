@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import jax
 import numpy as np
@@ -11,7 +12,7 @@ import uproot
 
 from lamarr_col.cli import main
 from lamarr_col.errors import ConfigError, InputError
-from lamarr_col.nn.chain import combine_pid, flash_columns
+from lamarr_col.nn.chain import combine_pid, flash_columns, globalpid_fields
 from lamarr_col.nn.classifier import predict_proba
 from lamarr_col.nn.generator import sample_rows
 from lamarr_col.nn.specs import SPECS, TRACKING_CLASSES, spec
@@ -362,6 +363,26 @@ def test_combine_pid_sums_the_subsystems():
     np.testing.assert_allclose(out["pid_p"], [-1.0, 0.0])
 
 
+def test_globalpid_outputs_give_back_the_probnn():
+    """The spec's targets (ECAL DLL, ln ProbNN h/π) → globalpid_fields: the table's ProbNN
+    again; any outputs, however extreme, give probabilities in [0, 1] that sum to one."""
+    t = _table(400, 4)
+    rows = SPECS["globalpid"].rows(t)
+    assert rows["y"].shape[1] == 6
+    got = globalpid_fields(rows["y"])
+    for h in ("e", "mu", "pi", "k", "p", "ghost"):
+        np.testing.assert_allclose(got[f"probnn_{h}"], t[f"probnn_{h}"][rows["index"]], rtol=1e-5)
+    np.testing.assert_allclose(got["ecal_dll_e"], (t["pid_e"] - t["rich_dll_e"])[rows["index"]])
+    wild = np.random.default_rng(0).normal(0.0, 300.0, (1000, 6))
+    proba = np.column_stack([v for k, v in globalpid_fields(wild).items() if k != "ecal_dll_e"])
+    assert np.isfinite(proba).all()
+    assert (proba >= 0).all()
+    assert (proba <= 1).all()
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-6)
+    with pytest.raises(InputError, match=r"expected \(rows, 6\)"):
+        globalpid_fields(wild[:, :5])
+
+
 def test_validate_measures_the_gates_on_fresh_tables(tables, chain_weights, tmp_path, capsys):
     fresh = tmp_path / "fresh.root"
     with uproot.recreate(fresh) as f:
@@ -384,6 +405,34 @@ def test_validate_measures_the_gates_on_fresh_tables(tables, chain_weights, tmp_
         main(["validate", "nope-toy", "--data", str(fresh), "--weights", str(chain_weights)]) == 2
     )
     assert "nope-toy" in capsys.readouterr().err
+
+
+def test_validate_with_the_recorded_chain(tables, chain_weights, tmp_path, capsys):
+    fresh = tmp_path / "fresh.root"
+    with uproot.recreate(fresh) as f:
+        f["training"] = _table(3000, 10)
+    result = validate_model("rich-toy", [fresh], root=chain_weights, seed=1, chain=True)
+    chain = result["chain"]
+    assert set(chain["gates"]["gates"]) == {"two_sample.auc", "binned.wasserstein_norm_median"}
+    assert chain["metrics"]["two_sample"]["auc"] != result["metrics"]["two_sample"]["auc"]
+    assert "chain" not in validate_model("rich-toy", [fresh], root=chain_weights, seed=1)
+    argv = ["validate", "rich-toy", "--data", str(fresh), "--weights", str(chain_weights)]
+    code = main([*argv, "--chain", "--seed", "1"])
+    out = capsys.readouterr().out
+    assert "  chain: two_sample.auc = " in out
+    assert code == (0 if result["gates"]["passed"] and chain["gates"]["passed"] else 1)
+    # a model trained without --chain has no recorded chain
+    with pytest.raises(ConfigError, match="resolution-toy v1 was not trained with --chain"):
+        validate_model("resolution-toy", [fresh], root=chain_weights, chain=True)
+    # the upstream model the card records must be the registered one
+    moved = tmp_path / "weights"
+    shutil.copytree(chain_weights, moved)
+    card_path = moved / "rich-toy" / "v1" / "model.json"
+    card = json.loads(card_path.read_text())
+    card["chain"]["upstream"]["resolution"]["sha256"] = "0" * 64
+    card_path.write_text(json.dumps(card))
+    with pytest.raises(InputError, match=r"trained on resolution-toy v1 with sha256 0000"):
+        validate_model("rich-toy", [fresh], root=moved, chain=True)
 
 
 def test_bins_keep_enough_rows():

@@ -25,6 +25,9 @@ row's own response, so training on it would teach the downstream model to ignore
 
 :func:`combine_pid` makes the combined DLLs as the detailed reconstruction does
 (:func:`lamarr_col.detailed.pid.run_pid`): sums of the subsystems' DLLs.
+:func:`globalpid_fields` turns the global PID model's outputs into the ECAL DLL and the six
+ProbNN: the model generates ln(ProbNN h / ProbNN π), and the ProbNN are their softmax, so
+they sum to one exactly, as the detailed simulation's do.
 """
 
 from __future__ import annotations
@@ -36,10 +39,10 @@ import jax
 import numpy as np
 import numpy.typing as npt
 
-from lamarr_col.errors import ConfigError
-from lamarr_col.nn.specs import dp_scale, spec
+from lamarr_col.errors import ConfigError, InputError
+from lamarr_col.nn.specs import PROBNN, PROBNN_RATIOS, dp_scale, spec
 
-__all__ = ["CHAIN", "UPSTREAM", "combine_pid", "flash_columns"]
+__all__ = ["CHAIN", "UPSTREAM", "combine_pid", "flash_columns", "globalpid_fields"]
 
 #: the charged models in the order the flash evaluates them
 CHAIN = ("resolution", "ismuon", "rich", "muon", "globalpid")
@@ -138,3 +141,21 @@ def combine_pid(fields: Mapping[str, npt.ArrayLike]) -> dict[str, np.ndarray]:
         "pid_k": f["rich_dll_k"].astype(np.float32),
         "pid_p": f["rich_dll_p"].astype(np.float32),
     }
+
+
+def globalpid_fields(y: npt.ArrayLike) -> dict[str, np.ndarray]:
+    """The global PID model's outputs (n, 6): ``ecal_dll_e`` and ln(ProbNN h / ProbNN π) for
+    h in e, μ, K, p, ghost → ``ecal_dll_e`` and ``probnn_{e,mu,pi,k,p,ghost}`` (float32), the
+    ProbNN a softmax (each in [0, 1], summing to one)."""
+    y = np.asarray(y, np.float64)
+    if y.ndim != 2 or y.shape[1] != 1 + len(PROBNN_RATIOS):
+        msg = f"globalpid_fields: expected (rows, {1 + len(PROBNN_RATIOS)}) outputs, got {y.shape}"
+        raise InputError(msg)
+    ratios = dict(zip(PROBNN_RATIOS, y[:, 1:].T, strict=True))
+    logits = np.column_stack([ratios.get(h, np.zeros(len(y))) for h in PROBNN])
+    logits -= logits.max(axis=1, keepdims=True)
+    proba = np.exp(logits)
+    proba /= proba.sum(axis=1, keepdims=True)
+    out = {"ecal_dll_e": y[:, 0].astype(np.float32)}
+    out.update({f"probnn_{h}": proba[:, i].astype(np.float32) for i, h in enumerate(PROBNN)})
+    return out

@@ -175,7 +175,9 @@ def fit_flow(
         raise InputError(msg)
 
     conditions_map = QuantileNormal.fit(c[train], n_knots, passthrough=passthrough_conditions)
-    targets_map = QuantileNormal.fit(y[train], n_knots, tails=target_tails, atoms=True)
+    targets_map = QuantileNormal.fit(
+        y[train], n_knots, tails=target_tails, atoms=True, support=True
+    )
     # targets on a point mass are spread across its CDF step (dequantised) for training
     zc, zy = (
         preprocess_rows(conditions_map, c),

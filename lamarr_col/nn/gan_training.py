@@ -434,7 +434,9 @@ def fit_gan(
         raise InputError(msg)
 
     conditions_map = QuantileNormal.fit(c_all[train], n_knots, passthrough_conditions)
-    targets_map = QuantileNormal.fit(y_all[train], n_knots, tails="linear", atoms=True)
+    targets_map = QuantileNormal.fit(
+        y_all[train], n_knots, tails="linear", atoms=True, support=True
+    )
     auxiliary_map = (
         QuantileNormal.fit(_auxiliary_physical(y_all[train], pairs), n_knots) if pairs else None
     )

@@ -12,6 +12,11 @@ column's rows with its CDF step [F(v⁻), F(v)]. Forward, x = v maps to the midd
 or, given a ``key``, uniformly across it (dequantisation: the training targets of a generator
 then have a density in normal space); inverse, every z whose Φ(z) falls in the step gives back
 exactly v, so a model reproduces the point masses.
+
+Support: a map fitted with ``support=True`` (a generator's targets) records each column's
+range in the fitted rows, [min, max], and :meth:`QuantileNormal.inverse` clips to it. With
+``linear`` tails the inverse is otherwise unbounded, and a generator would now and then draw
+what the training sample never holds: a negative χ²/ndof, a probability above 1.
 """
 
 from __future__ import annotations
@@ -138,6 +143,8 @@ class QuantileNormal(eqx.Module):
     tails: str = eqx.field(static=True, default="clip")
     #: point masses (column, value, F(value⁻), F(value)), sorted; see the module's doc
     atoms: tuple[tuple[int, float, float, float], ...] = eqx.field(static=True, default=())
+    #: per column (min, max) of the fitted rows, which :meth:`inverse` clips to; () for none
+    support: tuple[tuple[float, float], ...] = eqx.field(static=True, default=())
 
     def __check_init__(self) -> None:
         if self.tails not in TAILS:
@@ -148,6 +155,14 @@ class QuantileNormal(eqx.Module):
             if not (0 <= int(j) < self.knots.shape[0] and 0.0 <= lo < hi <= 1.0):
                 msg = f"QuantileNormal: bad atom {atom} (column, value, F(v⁻) < F(v) in [0, 1])"
                 raise ConfigError(msg)
+        if self.support and (
+            len(self.support) != self.knots.shape[0] or any(not lo <= hi for lo, hi in self.support)
+        ):
+            msg = (
+                f"QuantileNormal: support needs one (min, max) with min ≤ max for each of the "
+                f"{self.knots.shape[0]} columns, got {self.support}"
+            )
+            raise ConfigError(msg)
 
     @classmethod
     def fit(
@@ -158,10 +173,12 @@ class QuantileNormal(eqx.Module):
         tails: str = "clip",
         *,
         atoms: bool = False,
+        support: bool = False,
     ) -> QuantileNormal:
         """Fit the knots to the rows of ``x`` (n, d); ``passthrough[j]`` marks flag columns;
         ``tails`` as the class says; ``atoms``: record the point masses of the fitted columns
-        (values holding ≥ ``ATOM_MASS`` of the rows, at most ``MAX_ATOMS`` per column)."""
+        (values holding ≥ ``ATOM_MASS`` of the rows, at most ``MAX_ATOMS`` per column);
+        ``support``: record each column's [min, max], which the inverse then clips to."""
         x = np.asarray(x, dtype=np.float64)
         check_finite(x, what="QuantileNormal.fit")
         n, d = x.shape
@@ -191,6 +208,18 @@ class QuantileNormal(eqx.Module):
             probs=jnp.asarray(probs, jnp.float32),
             passthrough=jnp.asarray(flags, jnp.float32),
             tails=tails,
+            support=(
+                tuple(
+                    (float(lo), float(hi))
+                    for lo, hi in zip(
+                        x.min(axis=0).astype(np.float32),
+                        x.max(axis=0).astype(np.float32),
+                        strict=True,
+                    )
+                )
+                if support
+                else ()
+            ),
         )
         found = []
         for j, (values, mass) in masses.items():
@@ -214,15 +243,17 @@ class QuantileNormal(eqx.Module):
         n_knots: int,
         tails: str = "clip",
         atoms: Sequence[Sequence[float]] = (),
+        support: Sequence[Sequence[float]] = (),
     ) -> QuantileNormal:
         """A zero-filled instance of the right shapes (and the given ``atoms``, as
-        :meth:`atom_list` gives them), to load weights into."""
+        :meth:`atom_list` gives them, and ``support``), to load weights into."""
         return cls(
             knots=jnp.zeros((n_inputs, n_knots), jnp.float32),
             probs=jnp.zeros((n_knots,), jnp.float32),
             passthrough=jnp.zeros((n_inputs,), jnp.float32),
             tails=tails,
             atoms=tuple((int(a[0]), float(a[1]), float(a[2]), float(a[3])) for a in atoms),
+            support=tuple((float(lo), float(hi)) for lo, hi in support),
         )
 
     def atom_list(self) -> list[list[float]]:
@@ -300,8 +331,8 @@ class QuantileNormal(eqx.Module):
         """(n, d) standard-normal values → (n, d) float32 in the columns' own units: the
         inverse of :meth:`__call__` on its range (with ``clip`` tails the probabilities are
         clipped to the same bounds; with ``linear`` tails the end lines continue, so every z
-        has its x); passthrough columns are copied; a z in an atom's CDF step gives exactly
-        the atom's value."""
+        has its x, within the map's ``support`` if it has one); passthrough columns are
+        copied; a z in an atom's CDF step gives exactly the atom's value."""
         z = jnp.asarray(z, jnp.float32)
         atoms = self._atoms_by_column()
         zc = z
@@ -318,6 +349,9 @@ class QuantileNormal(eqx.Module):
             inside = (p >= lo) & (p < hi)
             value = jnp.sum(jnp.where(inside, v, 0.0), axis=1)
             x = x.at[:, j].set(jnp.where(inside.any(axis=1), value, x[:, j]))
+        if self.support:
+            lo, hi = np.array(self.support, np.float32).T
+            x = jnp.clip(x, lo, hi)
         return jnp.where(self.passthrough > 0.5, z, x)
 
     def _continuous_inverse(self, z: jax.Array) -> jax.Array:

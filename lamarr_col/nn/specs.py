@@ -33,7 +33,7 @@ import numpy.typing as npt
 
 from lamarr_col.errors import ConfigError, InputError
 
-__all__ = ["SPECS", "TRACKING_CLASSES", "Feature", "ModelSpec", "spec"]
+__all__ = ["PROBNN", "PROBNN_RATIOS", "SPECS", "TRACKING_CLASSES", "Feature", "ModelSpec", "spec"]
 
 _Columns = Mapping[str, npt.NDArray[np.generic]]
 _F = npt.NDArray[np.float64]
@@ -325,7 +325,21 @@ def _ecal_dll_e(c: _Columns) -> _F:
     return np.asarray(c["pid_e"], dtype=np.float64) - np.asarray(c["rich_dll_e"], dtype=np.float64)
 
 
-_PROBNN = ("e", "mu", "pi", "k", "p", "ghost")
+#: the ProbNN hypotheses, and those generated as log-ratios to π
+PROBNN = ("e", "mu", "pi", "k", "p", "ghost")
+PROBNN_RATIOS = tuple(h for h in PROBNN if h != "pi")
+
+
+def _probnn_log_ratio(h: str) -> Callable[[_Columns], _F]:
+    def ratio(c: _Columns) -> _F:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.log(
+                np.asarray(c[f"probnn_{h}"], np.float64) / np.asarray(c["probnn_pi"], np.float64)
+            )
+
+    return ratio
+
+
 _MUON_TARGETS = _targets(
     ("muon_mu_ll", "", "muon log-likelihood of the muon stations"),
     ("muon_bg_ll", "", "non-muon log-likelihood of the muon stations"),
@@ -338,7 +352,16 @@ _PID_TARGETS = (
         "matched cluster",
         _ecal_dll_e,
     ),
-    *_targets(*((f"probnn_{h}", "", f"ProbNN {h} (probability)") for h in _PROBNN)),
+    *(
+        Feature(
+            f"probnn_logratio_{h}",
+            "",
+            f"ln(ProbNN {h} / ProbNN π): the six ProbNN are the softmax of these and 0 for π "
+            "(lamarr_col.nn.chain.globalpid_fields), so they lie in (0, 1) and sum to one",
+            _probnn_log_ratio(h),
+        )
+        for h in PROBNN_RATIOS
+    ),
 )
 
 SPECS: dict[str, ModelSpec] = {
@@ -428,7 +451,8 @@ SPECS: dict[str, ModelSpec] = {
             "globalpid",
             "generator",
             "what the combined PID adds to the RICH and muon outputs: the calorimeter's "
-            "electron DLL and the ProbNN probabilities, conditioned on the track, its fit "
+            "electron DLL and the ProbNN probabilities (as log-ratios to ProbNN π), "
+            "conditioned on the track, its fit "
             "quality, the RICH and muon outputs and isMuon (the combined DLLs are sums: "
             "lamarr_col.nn.chain.combine_pid)",
             (
@@ -442,7 +466,7 @@ SPECS: dict[str, ModelSpec] = {
             ),
             _reconstructed,
             targets=_PID_TARGETS,
-            auxiliary=((1, 3), (4, 3), (5, 4)),  # ProbNN e − π, K − π, p − K
+            auxiliary=((3, 1), (4, 3), (2, 1)),  # ln ProbNN ratios K/e, p/K, μ/e
         ),
     )
 }

@@ -156,6 +156,38 @@ def _upstream_models(
     return models, used
 
 
+def _chain_columns(name: str) -> set[str]:
+    """The table columns the upstream models of model ``name`` read and rewrite."""
+    from lamarr_col.nn.chain import UPSTREAM
+
+    needed = set().union(*(_needed(_spec(s)) for s in UPSTREAM[name]))
+    return needed | {"qop", "tx", "ty", "px", "py", "pz", "p", "charge", "dp_over_p"}
+
+
+def _recorded_upstream(model_id: str, card: dict[str, Any], root: Path | None) -> dict[str, Any]:
+    """The upstream models a chain-trained card records (ids, versions), loaded from ``root``
+    and checked against the recorded sha256."""
+    from lamarr_col.nn.weights import load_registered
+
+    if "chain" not in card:
+        msg = (
+            f"validate --chain: {model_id} {card['version']} was not trained with --chain; "
+            "its card records no upstream models"
+        )
+        raise ConfigError(msg)
+    models = {}
+    for step, used in card["chain"]["upstream"].items():
+        models[step], up = load_registered(used["model_id"], used["version"], root=root)
+        if up["sha256"] != used["sha256"]:
+            msg = (
+                f"validate --chain: {model_id} {card['version']} was trained on "
+                f"{used['model_id']} {used['version']} with sha256 {used['sha256']}, but the "
+                f"registered one has {up['sha256']}"
+            )
+            raise InputError(msg)
+    return models
+
+
 def train_model(
     model: ModelSpec,
     files: Sequence[str | os.PathLike[str]],
@@ -193,11 +225,8 @@ def train_model(
     used: dict[str, dict[str, str]] = {}
     needed = _needed(model)
     if chain is not None:
-        from lamarr_col.nn.chain import UPSTREAM
-
         upstream, used = _upstream_models(model.name, chain, Path(output))
-        needed |= set().union(*(_needed(_spec(s)) for s in UPSTREAM[model.name]))
-        needed |= {"qop", "tx", "ty", "px", "py", "pz", "p", "charge", "dp_over_p"}
+        needed |= _chain_columns(model.name)
     table = read_tables(files, needed)
     where = ", ".join(str(f) for f in files)
     key = jax.random.key(seed)
@@ -382,16 +411,24 @@ def validate_model(
     root: str | os.PathLike[str] | None = None,
     version: str | None = None,
     seed: int = 0,
+    chain: bool = False,
 ) -> dict[str, Any]:
     """Measure a registered model's quality gates afresh on every row of the tables
     ``files`` (a sample it never saw): {``model_id``, ``version``, ``rows``, ``metrics``,
-    ``gates``}. ``root``: the weights folder (default: the shipped weights)."""
+    ``gates``}. ``root``: the weights folder (default: the shipped weights). ``chain``: also
+    the ``chain`` record ({``metrics``, ``gates``}) of a model trained with ``--chain``: its
+    inputs made by the upstream models its card records (those exact versions), against the
+    detailed rows."""
     from lamarr_col.nn.quality import CLASSIFIER_TARGETS, GENERATOR_TARGETS, gates
     from lamarr_col.nn.weights import load_registered
 
-    net, card = load_registered(model_id, version, root=None if root is None else Path(root))
+    folder = None if root is None else Path(root)
+    net, card = load_registered(model_id, version, root=folder)
     model = _spec(str(card.get("spec") or model_id.split("-", maxsplit=1)[0]))
-    rows = model.rows(read_tables(files, _needed(model)), where=", ".join(map(str, files)))
+    upstream = _recorded_upstream(model_id, card, folder) if chain else {}
+    where = ", ".join(map(str, files))
+    table = read_tables(files, _needed(model) | (_chain_columns(model.name) if chain else set()))
+    rows = model.rows(table, where=where)
     if len(rows["x"]) < 50:
         msg = f"validate {model_id}: only {len(rows['x'])} usable rows in the tables; need 50"
         raise InputError(msg)
@@ -407,13 +444,18 @@ def validate_model(
         )
         metrics.pop("bins")
         targets = GENERATOR_TARGETS
-    return {
+    result = {
         "model_id": model_id,
         "version": card["version"],
         "rows": len(rows["x"]),
         "metrics": metrics,
         "gates": gates(metrics, targets),
     }
+    if chain:
+        every = np.ones(len(next(iter(table.values()))), bool)
+        key = jax.random.fold_in(jax.random.key(seed), 7)
+        result["chain"] = _chain_metrics(model, net, table, upstream, every, key, where)
+    return result
 
 
 def _chain_metrics(

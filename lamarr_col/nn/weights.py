@@ -110,12 +110,14 @@ def _skeleton(kind: str, architecture: dict[str, Any]) -> Any:
                 int(a["conditions_knots"]),
                 a.get("conditions_tails", "clip"),
                 a.get("conditions_atoms", ()),
+                a.get("conditions_support", ()),
             ),
             QuantileNormal.skeleton(
                 core.n_targets,
                 int(a["targets_knots"]),
                 a.get("targets_tails", "clip"),
                 a.get("targets_atoms", ()),
+                a.get("targets_support", ()),
             ),
             core,
         )
@@ -162,8 +164,10 @@ def _describe(model: Any) -> tuple[str, dict[str, Any], dict[str, Any], int, int
             "targets_tails": model.targets_map.tails,
         }
         for name, pre in (("conditions", model.conditions_map), ("targets", model.targets_map)):
-            if pre.atoms:  # point masses: static, so they travel in the card
+            if pre.atoms:  # point masses and ranges: static, so they travel in the card
                 arch[f"{name}_atoms"] = pre.atom_list()
+            if pre.support:
+                arch[f"{name}_support"] = [list(r) for r in pre.support]
         maps: dict[str, Any] = {
             "conditions": _map_card(model.conditions_map),
             "targets": {**_map_card(model.targets_map), "doc": "outputs = inverse of this map"},
@@ -184,6 +188,11 @@ def _map_card(pre: QuantileNormal) -> dict[str, Any]:
         "atoms": (
             f"{len(pre.atoms)} point masses [column, value, F(value⁻), F(value)] in the "
             "architecture: an atom's value maps into its CDF step, a z in the step gives it back"
+        ),
+        "support": (
+            "the inverse clips each column to [min, max] of the fitted rows (in the architecture)"
+            if pre.support
+            else "none: the inverse is not clipped"
         ),
         "doc": (
             "z = Φ⁻¹(clip(interp(x, knots, probs), t, 1 − t)); passthrough columns copied"
