@@ -198,6 +198,14 @@ def _add_train_parser(sub: Any) -> None:
             "resolution model's (needs --chain)"
         ),
     )
+    train.add_argument(
+        "--balance",
+        action="store_true",
+        help=(
+            "generators: weight the training rows by 1/sqrt(rows of their species x track "
+            "type), so rare categories get more of the network"
+        ),
+    )
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     val = sub.add_parser(
@@ -270,6 +278,7 @@ def _train(args: argparse.Namespace) -> int:
         command=shlex.join(["lamarr-col", *sys.argv[1:]]),
         chain=args.chain,
         train_on=args.train_on,
+        balance=args.balance,
     )
     if args.register:
         from lamarr_col.nn.weights import register

@@ -13,11 +13,14 @@ from lamarr_col.errors import ConfigError, InputError
 from lamarr_col.nn.quality import (
     CLASSIFIER_TARGETS,
     GENERATOR_TARGETS,
+    MIN_CATEGORY_ROWS,
     binned_distances,
     calibration_error,
     gates,
+    generator_targets,
     summary,
     two_sample_auc,
+    two_sample_by_category,
 )
 from lamarr_col.nn.training import expected_calibration_error
 
@@ -98,6 +101,43 @@ def test_two_sample_rejects_bad_input():
         two_sample_auc(ref, ref, key=key, weights_gen=np.r_[1, 1, 1, -1, np.ones(46)])
     with pytest.raises(ConfigError, match="test_fraction"):
         two_sample_auc(ref, ref, key=key, test_fraction=1.0)
+
+
+def test_a_mismodelled_category_is_found():
+    """A category of 20 % of the rows shifted by 0.5σ: the all-rows AUC stays low, the
+    category's own test finds it; a category too small to test is listed as skipped."""
+    rng = np.random.default_rng(3)
+    n = 10000
+    ref, gen = rng.normal(size=(2, n, 1))
+    c_ref, c_gen = rng.uniform(size=(2, n, 1))
+    rare_ref, rare_gen = c_ref[:, 0] < 0.2, c_gen[:, 0] < 0.2
+    gen[rare_gen] += 0.5
+    cats_ref = {"rare": rare_ref, "common": ~rare_ref, "tiny": c_ref[:, 0] > 0.95}
+    cats_gen = {"rare": rare_gen, "common": ~rare_gen, "tiny": c_gen[:, 0] > 0.95}
+    key = jax.random.key(2)
+    r = two_sample_by_category(ref, gen, c_ref, c_gen, cats_ref, cats_gen, key=key)
+    assert set(r["categories"]) == {"rare", "common"}
+    assert r["skipped"] == {"tiny": int(min(cats_ref["tiny"].sum(), cats_gen["tiny"].sum()))}
+    assert r["skipped"]["tiny"] < MIN_CATEGORY_ROWS
+    # Bayes AUC of a 0.5σ shift of one column: Φ(0.25) ≈ 0.60
+    assert r["categories"]["rare"]["auc"] > 0.56
+    assert abs(r["categories"]["common"]["auc"] - 0.5) < 3 * r["categories"]["common"]["auc_error"]
+    worst = r["worst"]
+    assert worst["category"] == "rare"
+    assert worst["auc_minus_2_sigma"] == pytest.approx(worst["auc"] - 2 * worst["auc_error"])
+    metrics = {"two_sample_by_category": r}
+    assert not gates(metrics, {"two_sample_by_category.worst.auc_minus_2_sigma": 0.55})["passed"]
+    assert generator_targets(metrics) == GENERATOR_TARGETS
+    json.dumps(r)
+    # nothing large enough to test: no worst, and the per-category gate is not asked for
+    none = two_sample_by_category(
+        ref, gen, c_ref, c_gen, {"tiny": cats_ref["tiny"]}, {"tiny": cats_gen["tiny"]}, key=key
+    )
+    assert none["worst"] is None
+    targets = generator_targets({"two_sample_by_category": none})
+    assert set(targets) == set(GENERATOR_TARGETS) - {
+        "two_sample_by_category.worst.auc_minus_2_sigma"
+    }
 
 
 # --- binned distances ------------------------------------------------------------------------

@@ -55,7 +55,8 @@ def test_there_is_a_shipped_model_for_every_spec():
 
 def _check(kind: str, record: dict[str, Any]) -> None:
     """A validation record's gates: ECE for classifiers; for generators the AUC within two
-    of its standard errors of the target (the sample is finite) and the binned W."""
+    of its standard errors of the target (the sample is finite), the same in each species
+    and track type, and the binned W."""
     gates = record["gates"]["gates"]
     if kind == "classifier":
         assert set(gates) == set(CLASSIFIER_TARGETS)
@@ -64,6 +65,9 @@ def _check(kind: str, record: dict[str, Any]) -> None:
     assert set(gates) == set(GENERATOR_TARGETS)
     auc = record["metrics"]["two_sample"]
     assert auc["auc"] <= GENERATOR_TARGETS["two_sample.auc"] + 2 * auc["auc_error"], auc
+    # no species or track type significantly above the target (its own test: 2σ allowance)
+    worst = record["metrics"]["two_sample_by_category"]["worst"]
+    assert gates["two_sample_by_category.worst.auc_minus_2_sigma"]["passed"], worst
     w = gates["binned.wasserstein_norm_median"]["value"]
     assert w <= GENERATOR_TARGETS["binned.wasserstein_norm_median"], record["metrics"]["binned"]
 

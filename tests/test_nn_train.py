@@ -15,6 +15,7 @@ from lamarr_col.errors import ConfigError, InputError
 from lamarr_col.nn.chain import combine_pid, flash_columns, globalpid_fields
 from lamarr_col.nn.classifier import predict_proba
 from lamarr_col.nn.generator import sample_rows
+from lamarr_col.nn.quality import GENERATOR_TARGETS, generator_targets
 from lamarr_col.nn.specs import SPECS, TRACKING_CLASSES, spec
 from lamarr_col.nn.train_model import read_tables, train_model, validate_model
 from lamarr_col.nn.weights import load_model, load_registered, register
@@ -320,7 +321,7 @@ def test_train_with_the_chain(tables, chain_weights, tmp_path):
     assert chain["upstream"]["ismuon"]["model_id"] == "ismuon-toy"
     assert chain["trained_on"] == "chain"
     assert 0.0 <= chain["metrics"]["two_sample"]["auc"] <= 1.0
-    assert set(chain["gates"]["gates"]) == {"two_sample.auc", "binned.wasserstein_norm_median"}
+    assert set(chain["gates"]["gates"]) == set(generator_targets(chain["metrics"]))
     # the muon log-likelihoods are values of a binned table: atoms of the targets' map
     model, _ = load_model(chain_weights / "muon-toy" / "v1")
     atoms = sorted(a[1] for a in model.targets_map.atoms if a[0] == 0)
@@ -390,7 +391,7 @@ def test_validate_measures_the_gates_on_fresh_tables(tables, chain_weights, tmp_
     result = validate_model("rich-toy", [fresh], root=chain_weights, seed=1)
     assert result["version"] == "v1"
     assert result["rows"] == len(SPECS["rich"].rows(_table(3000, 9))["x"])
-    assert set(result["gates"]["gates"]) == {"two_sample.auc", "binned.wasserstein_norm_median"}
+    assert set(result["gates"]["gates"]) == set(GENERATOR_TARGETS)  # incl. the categories'
     assert 0.0 <= result["metrics"]["two_sample"]["auc"] <= 1.0
     ece = validate_model("ismuon-toy", [fresh], root=chain_weights)["gates"]["gates"]["ece"]
     assert ece["value"] >= 0.0
@@ -413,7 +414,7 @@ def test_validate_with_the_recorded_chain(tables, chain_weights, tmp_path, capsy
         f["training"] = _table(3000, 10)
     result = validate_model("rich-toy", [fresh], root=chain_weights, seed=1, chain=True)
     chain = result["chain"]
-    assert set(chain["gates"]["gates"]) == {"two_sample.auc", "binned.wasserstein_norm_median"}
+    assert set(chain["gates"]["gates"]) == set(generator_targets(chain["metrics"]))
     assert chain["metrics"]["two_sample"]["auc"] != result["metrics"]["two_sample"]["auc"]
     assert "chain" not in validate_model("rich-toy", [fresh], root=chain_weights, seed=1)
     argv = ["validate", "rich-toy", "--data", str(fresh), "--weights", str(chain_weights)]
@@ -433,6 +434,45 @@ def test_validate_with_the_recorded_chain(tables, chain_weights, tmp_path, capsy
     card_path.write_text(json.dumps(card))
     with pytest.raises(InputError, match=r"trained on resolution-toy v1 with sha256 0000"):
         validate_model("rich-toy", [fresh], root=moved, chain=True)
+
+
+def test_categories_and_balanced_weights(tables, tmp_path):
+    from lamarr_col.nn.train_model import _balance_weights
+
+    t = _table(2000, 5)
+    rows = SPECS["resolution"].rows(t)
+    cats = SPECS["resolution"].categories(rows["x"])
+    assert set(cats) == {"is_e", "is_mu", "is_pi", "is_k", "is_p"} | {
+        "is_long",
+        "is_upstream",
+        "is_downstream",
+    }
+    species = np.abs(t["pid"][rows["index"]])
+    np.testing.assert_array_equal(cats["is_k"], species == 321)
+    np.testing.assert_array_equal(cats["is_long"], t["track_type"][rows["index"]] == 3)
+    # 1/√(rows of the species × track type), mean 1
+    w = _balance_weights(SPECS["resolution"], rows["x"])
+    assert w.mean() == pytest.approx(1.0)
+    ttype = t["track_type"][rows["index"]]
+    a, b = (species == 321) & (ttype == 3), (species == 11) & (ttype == 4)
+    assert np.unique(w[a]).size == 1
+    assert w[b][0] / w[a][0] == pytest.approx(np.sqrt(a.sum() / b.sum()))
+    _, card = train_model(
+        SPECS["muon"],
+        tables,
+        arch="flow",
+        output=tmp_path,
+        version="v1",
+        max_epochs=1,
+        options=_TINY,
+        balance=True,
+    )
+    assert card["training"]["balance"] is True
+    assert "two_sample_by_category" in card["metrics"]["test"]
+    with pytest.raises(ConfigError, match="--balance: the ismuon model is a classifier"):
+        train_model(
+            SPECS["ismuon"], tables, arch="mlp", output=tmp_path, version="v1", balance=True
+        )
 
 
 def test_bins_keep_enough_rows():

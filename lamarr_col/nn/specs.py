@@ -165,6 +165,17 @@ class ModelSpec:
     def passthrough(self) -> list[bool]:
         return [f.flag for f in self.inputs]
 
+    def categories(self, x: npt.ArrayLike) -> dict[str, npt.NDArray[np.bool_]]:
+        """Masks of the rows of inputs ``x`` (n, inputs) by species and by track type (the
+        one-hot flags among the inputs), named like the flags (``is_e``, ``is_long``)."""
+        x = np.asarray(x)
+        names = self.input_names
+        return {
+            f.name: x[:, names.index(f.name)] > 0.5
+            for f in (*SPECIES_FEATURES, *TRACK_TYPE_FEATURES)
+            if f.name in names
+        }
+
     def rows(self, columns: _Columns, where: str = "table") -> dict[str, np.ndarray]:
         """The spec's rows of a table: ``x`` (n, inputs) float32 and ``y`` (targets, float32)
         or ``labels`` (int), only the rows selected and with finite values (the others are

@@ -204,6 +204,7 @@ def train_model(
     options: dict[str, Any] | None = None,
     chain: str | None = None,
     train_on: str = "detailed",
+    balance: bool = False,
 ) -> tuple[Path, dict[str, Any]]:
     """Train ``model`` on the tables ``files`` (module docstring); returns the model folder
     and the card. ``model_id`` defaults to the spec's name; ``max_rows`` keeps the first rows
@@ -213,7 +214,10 @@ def train_model(
     ``output`` (:mod:`.chain`); the card gets ``chain`` metrics (held-out detailed rows
     against rows made by the whole chain). ``train_on``: ``detailed`` (the detailed
     simulation's reconstructed kinematics as conditions) or ``chain`` (the resolution model's,
-    coupled to each row's true particle)."""
+    coupled to each row's true particle). ``balance``: weight a generator's training rows by
+    1/√(rows of their species × track type), so rare categories (electrons, downstream
+    tracks) get more of the network; weights that depend on the conditions alone leave the
+    conditional distribution the generator learns unchanged."""
     allowed = ARCHITECTURES[model.kind]
     if arch not in allowed:
         msg = f"--arch {arch}: the {model.name} model is a {model.kind}; use {' or '.join(allowed)}"
@@ -251,14 +255,22 @@ def train_model(
     if max_epochs is not None:
         opts["max_epochs"] = max_epochs
     _check_options(opts, "mlp" if model.kind == "classifier" else arch)
+    if balance and model.kind == "classifier":
+        msg = f"--balance: the {model.name} model is a classifier; balancing is for generators"
+        raise ConfigError(msg)
+    weights = _balance_weights(model, x[train]) if balance else None
     comparison: dict[str, Any] = {}
     if model.kind == "classifier":
         result = _train_classifier(model, rows, train, test, k_train, opts, progress)
     elif arch != "both":
-        result = _train_generator(model, rows, train, test, arch, k_train, k_gate, opts, progress)
+        result = _train_generator(
+            model, rows, train, test, arch, k_train, k_gate, opts, progress, weights
+        )
     else:
         results = {
-            a: _train_generator(model, rows, train, test, a, k_train, k_gate, opts, progress)
+            a: _train_generator(
+                model, rows, train, test, a, k_train, k_gate, opts, progress, weights
+            )
             for a in ("gan", "flow")
         }
         for a, (_, hist, met, gate, _) in results.items():
@@ -300,6 +312,7 @@ def train_model(
             "seed": seed,
             "arch": arch,
             "options": opts,
+            "balance": balance,
         },
         "metrics": metrics,
         "gates": gates,
@@ -314,6 +327,16 @@ def train_model(
     _plots(folder, history, figures)
     saved = json.loads((folder / "model.json").read_text(encoding="utf-8"))
     return folder, saved
+
+
+def _balance_weights(model: ModelSpec, x: np.ndarray) -> np.ndarray:
+    """1/√(rows of the row's species × track-type category), normalised to a mean of 1."""
+    code = np.zeros(len(x), np.int64)
+    for i, mask in enumerate(model.categories(x).values()):
+        code |= mask.astype(np.int64) << i
+    _, inverse, counts = np.unique(code, return_inverse=True, return_counts=True)
+    w = counts[inverse].astype(np.float64) ** -0.5
+    return w * (len(w) / w.sum())
 
 
 def _train_classifier(
@@ -359,11 +382,9 @@ def _train_generator(
     k_gate: jax.Array,
     opts: dict[str, Any],
     progress: bool,
+    weights: np.ndarray | None = None,
 ) -> tuple[Any, dict[str, Any], dict[str, Any], dict[str, Any], dict[str, Any]]:
-    from lamarr_col.nn.quality import (
-        GENERATOR_TARGETS,
-        gates,
-    )
+    from lamarr_col.nn.quality import gates, generator_targets
 
     x, y = rows["x"], rows["y"]
     opts = {k: v for k, v in opts.items() if k in _settings(arch)}  # ("both": this arch's)
@@ -375,6 +396,7 @@ def _train_generator(
             y[train],
             key=key,
             passthrough_conditions=model.passthrough,
+            sample_weight=weights,
             progress=progress,
             **opts,
         )
@@ -387,6 +409,7 @@ def _train_generator(
             key=key,
             auxiliary=model.auxiliary,
             passthrough_conditions=model.passthrough,
+            sample_weight=weights,
             progress=progress,
             **opts,
         )
@@ -394,7 +417,7 @@ def _train_generator(
         model, trained.generator, x[test], y[test], x[test], k_gate
     )
     metrics = {"validation": trained.metrics, "test": test_metrics}
-    checks = gates(test_metrics, GENERATOR_TARGETS)
+    checks = gates(test_metrics, generator_targets(test_metrics))
     figures = {
         "kind": "generator",
         "reference": y[test],
@@ -419,7 +442,7 @@ def validate_model(
     the ``chain`` record ({``metrics``, ``gates``}) of a model trained with ``--chain``: its
     inputs made by the upstream models its card records (those exact versions), against the
     detailed rows."""
-    from lamarr_col.nn.quality import CLASSIFIER_TARGETS, GENERATOR_TARGETS, gates
+    from lamarr_col.nn.quality import CLASSIFIER_TARGETS, gates, generator_targets
     from lamarr_col.nn.weights import load_registered
 
     folder = None if root is None else Path(root)
@@ -443,7 +466,7 @@ def validate_model(
             model, net, rows["x"], rows["y"], rows["x"], jax.random.key(seed)
         )
         metrics.pop("bins")
-        targets = GENERATOR_TARGETS
+        targets = generator_targets(metrics)
     result = {
         "model_id": model_id,
         "version": card["version"],
@@ -470,11 +493,7 @@ def _chain_metrics(
     """The model fed by the whole upstream chain against the detailed simulation, on the
     held-out table rows: ``metrics`` and ``gates`` as the model's own."""
     from lamarr_col.nn.chain import flash_columns
-    from lamarr_col.nn.quality import (
-        CLASSIFIER_TARGETS,
-        GENERATOR_TARGETS,
-        gates,
-    )
+    from lamarr_col.nn.quality import CLASSIFIER_TARGETS, gates, generator_targets
 
     ref = model.rows(table, where=where)
     flash = model.rows(flash_columns(table, upstream, key), where=f"{where} (chain)")
@@ -495,7 +514,7 @@ def _chain_metrics(
         jax.random.fold_in(key, 1),
     )
     metrics.pop("bins")
-    return {"metrics": metrics, "gates": gates(metrics, GENERATOR_TARGETS)}
+    return {"metrics": metrics, "gates": gates(metrics, generator_targets(metrics))}
 
 
 def generator_quality(
@@ -508,14 +527,29 @@ def generator_quality(
 ) -> tuple[dict[str, Any], np.ndarray]:
     """The quality measures of generator ``net`` (spec ``model``): rows ``reference`` given
     ``cond_ref`` against its draws given ``cond_gen`` (the same rows, or the chain's):
-    ({``two_sample``, ``binned`` summary, ``bins``}, the draws)."""
+    ({``two_sample``, ``two_sample_by_category``, ``binned`` summary, ``bins``}, the draws)."""
     from lamarr_col.nn.generator import sample_rows
-    from lamarr_col.nn.quality import binned_distances, summary, two_sample_auc
+    from lamarr_col.nn.quality import (
+        binned_distances,
+        summary,
+        two_sample_auc,
+        two_sample_by_category,
+    )
 
     k_sample, k_auc = jax.random.split(key)
     generated = sample_rows(net, k_sample, cond_gen, names=model.input_names)
     auc = two_sample_auc(
         reference, generated, cond_ref, cond_gen, key=k_auc, passthrough=_passthrough(model)
+    )
+    by_category = two_sample_by_category(
+        reference,
+        generated,
+        cond_ref,
+        cond_gen,
+        model.categories(cond_ref),
+        model.categories(cond_gen),
+        key=jax.random.fold_in(k_auc, 1),
+        passthrough=_passthrough(model),
     )
     distances = binned_distances(
         reference,
@@ -526,7 +560,12 @@ def generator_quality(
         names=[f.name for f in model.targets],
         condition_names=model.input_names,
     )
-    return {"two_sample": auc, "binned": summary(distances), "bins": distances}, generated
+    return {
+        "two_sample": auc,
+        "two_sample_by_category": by_category,
+        "binned": summary(distances),
+        "bins": distances,
+    }, generated
 
 
 def _bin_edges(model: ModelSpec, x: np.ndarray) -> dict[int, np.ndarray]:
