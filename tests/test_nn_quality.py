@@ -14,10 +14,11 @@ from lamarr_col.nn.quality import (
     CLASSIFIER_TARGETS,
     GENERATOR_TARGETS,
     MIN_CATEGORY_ROWS,
+    applicable_targets,
     binned_distances,
     calibration_error,
+    ece_by_category,
     gates,
-    generator_targets,
     summary,
     two_sample_auc,
     two_sample_by_category,
@@ -127,17 +128,40 @@ def test_a_mismodelled_category_is_found():
     assert worst["auc_minus_2_sigma"] == pytest.approx(worst["auc"] - 2 * worst["auc_error"])
     metrics = {"two_sample_by_category": r}
     assert not gates(metrics, {"two_sample_by_category.worst.auc_minus_2_sigma": 0.55})["passed"]
-    assert generator_targets(metrics) == GENERATOR_TARGETS
+    assert applicable_targets(GENERATOR_TARGETS, metrics) == GENERATOR_TARGETS
     json.dumps(r)
     # nothing large enough to test: no worst, and the per-category gate is not asked for
     none = two_sample_by_category(
         ref, gen, c_ref, c_gen, {"tiny": cats_ref["tiny"]}, {"tiny": cats_gen["tiny"]}, key=key
     )
     assert none["worst"] is None
-    targets = generator_targets({"two_sample_by_category": none})
+    targets = applicable_targets(GENERATOR_TARGETS, {"two_sample_by_category": none})
     assert set(targets) == set(GENERATOR_TARGETS) - {
         "two_sample_by_category.worst.auc_minus_2_sigma"
     }
+
+
+def test_calibration_by_category():
+    """Probabilities right for one category and 0.15 too confident for the other: only the
+    second one's ECE is large; the category of too few rows is skipped."""
+    rng = np.random.default_rng(4)
+    n = 6000
+    truth = rng.uniform(0.5, 1.0, n)  # P(class 0)
+    labels = (rng.uniform(size=n) >= truth).astype(np.int64)
+    bad = np.arange(n) >= n // 2
+    stated = np.where(bad, np.minimum(truth + 0.15, 1.0), truth)
+    proba = np.column_stack([stated, 1.0 - stated])
+    cats = {"good": ~bad, "bad": bad, "few": np.arange(n) < 10}
+    r = ece_by_category(proba, labels, cats)
+    assert r["skipped"] == {"few": 10}
+    assert r["categories"]["good"]["ece"] < 0.03
+    assert r["categories"]["bad"]["ece"] == pytest.approx(0.13, abs=0.03)
+    assert r["worst"] == {"category": "bad", "ece": r["categories"]["bad"]["ece"]}
+    metrics = {"ece": 0.01, "ece_by_category": r}
+    assert not gates(metrics, applicable_targets(CLASSIFIER_TARGETS, metrics))["passed"]
+    none = {"ece": 0.01, "ece_by_category": ece_by_category(proba, labels, {"few": cats["few"]})}
+    assert applicable_targets(CLASSIFIER_TARGETS, none) == {"ece": 0.02}
+    json.dumps(r)
 
 
 # --- binned distances ------------------------------------------------------------------------

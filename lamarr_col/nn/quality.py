@@ -33,10 +33,11 @@ __all__ = [
     "GENERATOR_TARGETS",
     "MIN_CATEGORY_ROWS",
     "MIN_ROWS",
+    "applicable_targets",
     "binned_distances",
     "calibration_error",
+    "ece_by_category",
     "gates",
-    "generator_targets",
     "summary",
     "two_sample_auc",
     "two_sample_by_category",
@@ -52,16 +53,43 @@ GENERATOR_TARGETS: dict[str, float] = {
 }
 #: the fewest rows of each sample for a category's own two-sample test
 MIN_CATEGORY_ROWS = 1000
-CLASSIFIER_TARGETS: dict[str, float] = {"ece": 0.02}
+CLASSIFIER_TARGETS: dict[str, float] = {"ece": 0.02, "ece_by_category.worst.ece": 0.02}
 
 
-def generator_targets(metrics: Mapping[str, Any]) -> dict[str, float]:
-    """:data:`GENERATOR_TARGETS` less the per-category gate when no category had enough rows
-    to be measured (``metrics["two_sample_by_category"]["worst"]`` is None)."""
-    by_category = metrics.get("two_sample_by_category") or {}
-    if by_category.get("worst") is not None:
-        return dict(GENERATOR_TARGETS)
-    return {k: v for k, v in GENERATOR_TARGETS.items() if not k.startswith("two_sample_by_")}
+def applicable_targets(targets: Mapping[str, Any], metrics: Mapping[str, Any]) -> dict[str, Any]:
+    """``targets`` less the per-category gates (``*_by_category.worst.…``) of measures where
+    no category had enough rows to be measured (their ``worst`` is None)."""
+    out = {}
+    for path, target in targets.items():
+        head = path.split(".", maxsplit=1)[0]
+        if head.endswith("_by_category") and (metrics.get(head) or {}).get("worst") is None:
+            continue
+        out[path] = target
+    return out
+
+
+def ece_by_category(
+    proba: Any, labels: Any, categories: Mapping[str, np.ndarray]
+) -> dict[str, Any]:
+    """The classifier's expected calibration error (on its most probable class, as
+    :func:`~lamarr_col.nn.training.classification_metrics`' ``ece``) within each category
+    with at least :data:`MIN_CATEGORY_ROWS` rows: ``{"categories": {name: {ece, n}},
+    "skipped": {name: rows}, "worst": {category, ece} or None}``."""
+    p = np.asarray(proba, np.float64)
+    y = np.asarray(labels, np.int64)
+    correct = p.argmax(axis=1) == y
+    out: dict[str, Any] = {"categories": {}, "skipped": {}, "worst": None}
+    for name in sorted(categories):
+        sel = np.asarray(categories[name], bool)
+        if sel.sum() < MIN_CATEGORY_ROWS:
+            out["skipped"][name] = int(sel.sum())
+            continue
+        ece = expected_calibration_error(p[sel].max(axis=1), correct[sel])
+        out["categories"][name] = {"ece": ece, "n": int(sel.sum())}
+    if out["categories"]:
+        name, r = max(out["categories"].items(), key=lambda kv: kv[1]["ece"])
+        out["worst"] = {"category": name, "ece": r["ece"]}
+    return out
 
 
 # Bins where either sample has fewer rows than this are skipped by binned_distances.

@@ -36,6 +36,7 @@ from lamarr_col.nn.specs import spec as _spec
 __all__ = [
     "ARCHITECTURES",
     "TEST_FRACTION",
+    "classifier_quality",
     "generator_quality",
     "read_tables",
     "train_model",
@@ -348,9 +349,8 @@ def _train_classifier(
     opts: dict[str, Any],
     progress: bool,
 ) -> tuple[Any, dict[str, Any], dict[str, Any], dict[str, Any], dict[str, Any]]:
-    from lamarr_col.nn.classifier import predict_proba
-    from lamarr_col.nn.quality import CLASSIFIER_TARGETS, gates
-    from lamarr_col.nn.training import classification_metrics, train_classifier
+    from lamarr_col.nn.quality import CLASSIFIER_TARGETS, applicable_targets, gates
+    from lamarr_col.nn.training import train_classifier
 
     x, y = rows["x"], rows["labels"]
     trained = train_classifier(
@@ -362,9 +362,9 @@ def _train_classifier(
         progress=progress,
         **opts,
     )
-    proba = predict_proba(trained.classifier, x[test])
-    metrics = {"test": classification_metrics(proba, y[test]), "validation": trained.metrics}
-    checks = gates(metrics["test"], CLASSIFIER_TARGETS)
+    test_metrics, proba = classifier_quality(model, trained.classifier, x[test], y[test])
+    metrics = {"test": test_metrics, "validation": trained.metrics}
+    checks = gates(test_metrics, applicable_targets(CLASSIFIER_TARGETS, test_metrics))
     figures = {"kind": "classifier", "proba": proba, "labels": y[test], "classes": model.classes}
     return trained.classifier, trained.history, metrics, checks, figures
 
@@ -384,7 +384,7 @@ def _train_generator(
     progress: bool,
     weights: np.ndarray | None = None,
 ) -> tuple[Any, dict[str, Any], dict[str, Any], dict[str, Any], dict[str, Any]]:
-    from lamarr_col.nn.quality import gates, generator_targets
+    from lamarr_col.nn.quality import GENERATOR_TARGETS, applicable_targets, gates
 
     x, y = rows["x"], rows["y"]
     opts = {k: v for k, v in opts.items() if k in _settings(arch)}  # ("both": this arch's)
@@ -417,7 +417,7 @@ def _train_generator(
         model, trained.generator, x[test], y[test], x[test], k_gate
     )
     metrics = {"validation": trained.metrics, "test": test_metrics}
-    checks = gates(test_metrics, generator_targets(test_metrics))
+    checks = gates(test_metrics, applicable_targets(GENERATOR_TARGETS, test_metrics))
     figures = {
         "kind": "generator",
         "reference": y[test],
@@ -442,7 +442,12 @@ def validate_model(
     the ``chain`` record ({``metrics``, ``gates``}) of a model trained with ``--chain``: its
     inputs made by the upstream models its card records (those exact versions), against the
     detailed rows."""
-    from lamarr_col.nn.quality import CLASSIFIER_TARGETS, gates, generator_targets
+    from lamarr_col.nn.quality import (
+        CLASSIFIER_TARGETS,
+        GENERATOR_TARGETS,
+        applicable_targets,
+        gates,
+    )
     from lamarr_col.nn.weights import load_registered
 
     folder = None if root is None else Path(root)
@@ -456,17 +461,14 @@ def validate_model(
         msg = f"validate {model_id}: only {len(rows['x'])} usable rows in the tables; need 50"
         raise InputError(msg)
     if model.kind == "classifier":
-        from lamarr_col.nn.classifier import predict_proba
-        from lamarr_col.nn.training import classification_metrics
-
-        metrics = classification_metrics(predict_proba(net, rows["x"]), rows["labels"])
-        targets = CLASSIFIER_TARGETS
+        metrics, _ = classifier_quality(model, net, rows["x"], rows["labels"])
+        targets = applicable_targets(CLASSIFIER_TARGETS, metrics)
     else:
         metrics, _ = generator_quality(
             model, net, rows["x"], rows["y"], rows["x"], jax.random.key(seed)
         )
         metrics.pop("bins")
-        targets = generator_targets(metrics)
+        targets = applicable_targets(GENERATOR_TARGETS, metrics)
     result = {
         "model_id": model_id,
         "version": card["version"],
@@ -493,18 +495,22 @@ def _chain_metrics(
     """The model fed by the whole upstream chain against the detailed simulation, on the
     held-out table rows: ``metrics`` and ``gates`` as the model's own."""
     from lamarr_col.nn.chain import flash_columns
-    from lamarr_col.nn.quality import CLASSIFIER_TARGETS, gates, generator_targets
+    from lamarr_col.nn.quality import (
+        CLASSIFIER_TARGETS,
+        GENERATOR_TARGETS,
+        applicable_targets,
+        gates,
+    )
 
     ref = model.rows(table, where=where)
     flash = model.rows(flash_columns(table, upstream, key), where=f"{where} (chain)")
     r_test, f_test = held[ref["index"]], held[flash["index"]]
     if model.kind == "classifier":
-        from lamarr_col.nn.classifier import predict_proba
-        from lamarr_col.nn.training import classification_metrics
-
-        proba = predict_proba(net, flash["x"][f_test])
-        metrics = classification_metrics(proba, flash["labels"][f_test])
-        return {"metrics": metrics, "gates": gates(metrics, CLASSIFIER_TARGETS)}
+        metrics, _ = classifier_quality(model, net, flash["x"][f_test], flash["labels"][f_test])
+        return {
+            "metrics": metrics,
+            "gates": gates(metrics, applicable_targets(CLASSIFIER_TARGETS, metrics)),
+        }
     metrics, _ = generator_quality(
         model,
         net,
@@ -514,7 +520,25 @@ def _chain_metrics(
         jax.random.fold_in(key, 1),
     )
     metrics.pop("bins")
-    return {"metrics": metrics, "gates": gates(metrics, generator_targets(metrics))}
+    return {
+        "metrics": metrics,
+        "gates": gates(metrics, applicable_targets(GENERATOR_TARGETS, metrics)),
+    }
+
+
+def classifier_quality(
+    model: ModelSpec, net: Any, x: np.ndarray, labels: np.ndarray
+) -> tuple[dict[str, Any], np.ndarray]:
+    """The quality measures of classifier ``net`` (spec ``model``) on rows ``x`` with their
+    true ``labels``: ({classification metrics, ``ece_by_category``}, the probabilities)."""
+    from lamarr_col.nn.classifier import predict_proba
+    from lamarr_col.nn.quality import ece_by_category
+    from lamarr_col.nn.training import classification_metrics
+
+    proba = predict_proba(net, x)
+    metrics = classification_metrics(proba, labels)
+    metrics["ece_by_category"] = ece_by_category(proba, labels, model.categories(x))
+    return metrics, proba
 
 
 def generator_quality(
