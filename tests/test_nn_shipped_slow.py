@@ -29,8 +29,7 @@ KNOWN = {
         "to be retrained (issue 7)"
     ),
     "globalpid-lhcb-run3": (
-        "v2: fed by the chain, AUC 0.62 on its test rows (long pions); its own gates pass "
-        "(issue 7)"
+        "v2: fed by the chain, AUC 0.62 on its test rows (long pions); its own gates pass (issue 7)"
     ),
 }
 
