@@ -38,6 +38,7 @@ __all__ = [
     "calibration_error",
     "ece_by_category",
     "gates",
+    "model_gates",
     "summary",
     "two_sample_auc",
     "two_sample_by_category",
@@ -66,6 +67,13 @@ def applicable_targets(targets: Mapping[str, Any], metrics: Mapping[str, Any]) -
             continue
         out[path] = target
     return out
+
+
+def model_gates(metrics: Mapping[str, Any], kind: str) -> dict[str, Any]:
+    """:func:`gates` of a model's ``metrics`` against the targets of its ``kind``
+    (``classifier`` or ``generator``), less the per-category gates nothing could measure."""
+    targets = CLASSIFIER_TARGETS if kind == "classifier" else GENERATOR_TARGETS
+    return gates(metrics, applicable_targets(targets, metrics))
 
 
 def ece_by_category(

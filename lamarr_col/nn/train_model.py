@@ -349,7 +349,7 @@ def _train_classifier(
     opts: dict[str, Any],
     progress: bool,
 ) -> tuple[Any, dict[str, Any], dict[str, Any], dict[str, Any], dict[str, Any]]:
-    from lamarr_col.nn.quality import CLASSIFIER_TARGETS, applicable_targets, gates
+    from lamarr_col.nn.quality import model_gates
     from lamarr_col.nn.training import train_classifier
 
     x, y = rows["x"], rows["labels"]
@@ -364,7 +364,7 @@ def _train_classifier(
     )
     test_metrics, proba = classifier_quality(model, trained.classifier, x[test], y[test])
     metrics = {"test": test_metrics, "validation": trained.metrics}
-    checks = gates(test_metrics, applicable_targets(CLASSIFIER_TARGETS, test_metrics))
+    checks = model_gates(test_metrics, "classifier")
     figures = {"kind": "classifier", "proba": proba, "labels": y[test], "classes": model.classes}
     return trained.classifier, trained.history, metrics, checks, figures
 
@@ -384,7 +384,7 @@ def _train_generator(
     progress: bool,
     weights: np.ndarray | None = None,
 ) -> tuple[Any, dict[str, Any], dict[str, Any], dict[str, Any], dict[str, Any]]:
-    from lamarr_col.nn.quality import GENERATOR_TARGETS, applicable_targets, gates
+    from lamarr_col.nn.quality import model_gates
 
     x, y = rows["x"], rows["y"]
     opts = {k: v for k, v in opts.items() if k in _settings(arch)}  # ("both": this arch's)
@@ -417,7 +417,7 @@ def _train_generator(
         model, trained.generator, x[test], y[test], x[test], k_gate
     )
     metrics = {"validation": trained.metrics, "test": test_metrics}
-    checks = gates(test_metrics, applicable_targets(GENERATOR_TARGETS, test_metrics))
+    checks = model_gates(test_metrics, "generator")
     figures = {
         "kind": "generator",
         "reference": y[test],
@@ -442,12 +442,7 @@ def validate_model(
     the ``chain`` record ({``metrics``, ``gates``}) of a model trained with ``--chain``: its
     inputs made by the upstream models its card records (those exact versions), against the
     detailed rows."""
-    from lamarr_col.nn.quality import (
-        CLASSIFIER_TARGETS,
-        GENERATOR_TARGETS,
-        applicable_targets,
-        gates,
-    )
+    from lamarr_col.nn.quality import model_gates
     from lamarr_col.nn.weights import load_registered
 
     folder = None if root is None else Path(root)
@@ -462,19 +457,17 @@ def validate_model(
         raise InputError(msg)
     if model.kind == "classifier":
         metrics, _ = classifier_quality(model, net, rows["x"], rows["labels"])
-        targets = applicable_targets(CLASSIFIER_TARGETS, metrics)
     else:
         metrics, _ = generator_quality(
             model, net, rows["x"], rows["y"], rows["x"], jax.random.key(seed)
         )
         metrics.pop("bins")
-        targets = applicable_targets(GENERATOR_TARGETS, metrics)
     result = {
         "model_id": model_id,
         "version": card["version"],
         "rows": len(rows["x"]),
         "metrics": metrics,
-        "gates": gates(metrics, targets),
+        "gates": model_gates(metrics, model.kind),
     }
     if chain:
         every = np.ones(len(next(iter(table.values()))), bool)
@@ -495,12 +488,7 @@ def _chain_metrics(
     """The model fed by the whole upstream chain against the detailed simulation, on the
     held-out table rows: ``metrics`` and ``gates`` as the model's own."""
     from lamarr_col.nn.chain import flash_columns
-    from lamarr_col.nn.quality import (
-        CLASSIFIER_TARGETS,
-        GENERATOR_TARGETS,
-        applicable_targets,
-        gates,
-    )
+    from lamarr_col.nn.quality import model_gates
 
     ref = model.rows(table, where=where)
     flash = model.rows(flash_columns(table, upstream, key), where=f"{where} (chain)")
@@ -509,7 +497,7 @@ def _chain_metrics(
         metrics, _ = classifier_quality(model, net, flash["x"][f_test], flash["labels"][f_test])
         return {
             "metrics": metrics,
-            "gates": gates(metrics, applicable_targets(CLASSIFIER_TARGETS, metrics)),
+            "gates": model_gates(metrics, "classifier"),
         }
     metrics, _ = generator_quality(
         model,
@@ -522,7 +510,7 @@ def _chain_metrics(
     metrics.pop("bins")
     return {
         "metrics": metrics,
-        "gates": gates(metrics, applicable_targets(GENERATOR_TARGETS, metrics)),
+        "gates": model_gates(metrics, "generator"),
     }
 
 
